@@ -1,0 +1,36 @@
+# Two commands set everything up on a fresh machine: `make run` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN     = $(VENV)/bin
+STAMP   = $(VENV)/.installed-stamp
+PIPELINE ?= pipelines/train.yaml
+
+export MLFLOW_DISABLE_TELEMETRY = true
+
+.PHONY: venv run test lint format ui clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+venv: $(STAMP)
+
+run: venv            ## the default job on the bundled real sample
+	$(BIN)/mlalgo run $(PIPELINE)
+
+test: venv           ## the whole suite, lint included
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/pytest
+
+format: venv
+	$(BIN)/ruff format src tests
+	$(BIN)/ruff check --fix src tests
+
+ui: venv             ## MLflow UI on http://127.0.0.1:5000
+	$(BIN)/mlalgo ui --port 5000
+
+clean:               ## remove local runs and bundles (keeps the environment)
+	rm -rf mlruns.db mlartifacts models/*/

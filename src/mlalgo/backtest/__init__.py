@@ -1,0 +1,1 @@
+"""Backtesting: cost model, bar-by-bar simulation and performance metrics."""

@@ -1,0 +1,310 @@
+"""Bar-by-bar simulation of a single instrument traded to a target exposure.
+
+The engine is deliberately small so its honesty can be checked by hand: a decision taken at
+the close of bar ``t`` is filled at the next open by default (no look-ahead), every fill pays
+slippage and commission from :class:`~mlalgo.backtest.costs.CostModel`, and the account is
+only rebalanced when the decision changes, so holding a view costs nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TypeVar
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+from mlalgo.backtest.costs import CostModel
+
+__all__ = [
+    "DEFAULT_COST",
+    "FILL_CLOSE",
+    "FILL_NEXT_OPEN",
+    "SimResult",
+    "Trades",
+    "simulate",
+]
+
+FILL_NEXT_OPEN = "next_open"
+FILL_CLOSE = "close"
+DEFAULT_COST = CostModel()
+
+# Relative size below which a negative cash balance is floating-point dust from an all-in buy.
+_CASH_DUST = 1e-12
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+_ArrayT = TypeVar("_ArrayT", bound=np.ndarray)
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class Trades:
+    """Round trips rebuilt from the fills, one row per trade; all arrays are read-only.
+
+    A trade starts when the position leaves zero and ends when it returns to zero or flips
+    sign; scaling in or out keeps it open and its ``pnl`` counts every fill. A flip's
+    commission is split pro rata by units between the closing and the opening trade.
+    """
+
+    entry_bar: IntArray  # bar of the opening fill
+    exit_bar: IntArray  # bar of the closing fill, n - 1 if still open
+    direction: npt.NDArray[np.int8]  # +1 long, -1 short
+    units: FloatArray  # absolute size of the opening fill
+    entry_price: FloatArray  # slipped price of the opening fill
+    exit_price: FloatArray  # slipped price of the closing fill, last close if still open
+    pnl: FloatArray  # net of slippage and all commissions; open trades marked at last close
+    is_open: npt.NDArray[np.bool_]  # still open at the last bar (no exit costs charged)
+
+    def __len__(self) -> int:
+        return int(self.pnl.shape[0])
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class SimResult:
+    """Per-bar account state (length n) and fills (length k); all arrays are read-only."""
+
+    equity: FloatArray  # account value at each close: cash + units * close
+    units: FloatArray  # units held at each close (negative = short)
+    cash: FloatArray  # cash at each close
+    fill_bar: IntArray  # bar of each fill (at most one fill per bar)
+    fill_units: FloatArray  # signed units traded (+buy, -sell)
+    fill_price: FloatArray  # price paid or received, including slippage
+    fill_commission: FloatArray  # commission paid on each fill (>= 0)
+    trades: Trades  # round trips built from the fills
+
+
+@njit(cache=True)
+def _simulate_core(
+    open_: FloatArray,
+    close: FloatArray,
+    target: FloatArray,
+    cash0: float,
+    comm_rate: float,
+    slip_rate: float,
+    fill_at_close: bool,
+) -> tuple[FloatArray, FloatArray, FloatArray, IntArray, FloatArray, FloatArray, FloatArray, int]:
+    n = close.shape[0]
+    equity = np.empty(n)
+    units_out = np.empty(n)
+    cash_out = np.empty(n)
+    fill_bar = np.empty(n, dtype=np.int64)
+    fill_units = np.empty(n)
+    fill_price = np.empty(n)
+    fill_comm = np.empty(n)
+    k = 0
+    cash = cash0
+    units = 0.0
+    last = 0.0  # the target that produced the current position; flat to start with
+    for t in range(n):
+        if fill_at_close:
+            signal = target[t]
+            price = close[t]
+        elif t > 0:
+            signal = target[t - 1]
+            price = open_[t]
+        else:
+            signal = np.nan
+            price = open_[0]
+        if not np.isnan(signal) and signal != last:
+            last = signal
+            value = cash + units * price
+            buy_price = price * (1.0 + slip_rate)
+            sell_price = price * (1.0 - slip_rate)
+            want_buy = 0.0
+            want_sell = 0.0
+            if value > 0.0:  # a bankrupt account can only close out
+                want_buy = signal * value / (buy_price * (1.0 + comm_rate))
+                want_sell = signal * value / (sell_price * (1.0 + comm_rate))
+            # The slipped price depends on the side and the side on the size: size at both
+            # prices; a position already between the two sizes is on target and does not trade.
+            new_units = units
+            fill_px = price
+            if want_buy > units:
+                new_units = want_buy
+                fill_px = buy_price
+            elif want_sell < units:
+                new_units = want_sell
+                fill_px = sell_price
+            traded = new_units - units
+            if traded != 0.0:
+                commission = abs(traded) * fill_px * comm_rate
+                cash = cash - traded * fill_px - commission
+                if cash < 0.0 and cash > -_CASH_DUST * abs(value):  # rounding of an all-in buy
+                    cash = 0.0
+                units = new_units
+                fill_bar[k] = t
+                fill_units[k] = traded
+                fill_price[k] = fill_px
+                fill_comm[k] = commission
+                k += 1
+        cash_out[t] = cash
+        units_out[t] = units
+        equity[t] = cash + units * close[t]
+    return equity, units_out, cash_out, fill_bar, fill_units, fill_price, fill_comm, k
+
+
+def _prices(name: str, values: npt.ArrayLike) -> FloatArray:
+    arr = np.asarray(values, dtype=np.float64)
+    if arr.ndim != 1:
+        raise ValueError(
+            f"simulate: {name} must be 1-D (got shape {arr.shape}); pass one value per bar"
+        )
+    bad = ~(np.isfinite(arr) & (arr > 0.0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"simulate: {name} must be finite and > 0 (bar {i} is {float(arr[i])}); "
+            "drop or repair bad bars before simulating"
+        )
+    return np.ascontiguousarray(arr)
+
+
+def _validate(
+    open_: npt.ArrayLike, close: npt.ArrayLike, target: npt.ArrayLike, cash: float, fill: str
+) -> tuple[FloatArray, FloatArray, FloatArray]:
+    if fill not in (FILL_NEXT_OPEN, FILL_CLOSE):
+        raise ValueError(
+            f"simulate: fill must be {FILL_NEXT_OPEN!r} or {FILL_CLOSE!r} (got {fill!r})"
+        )
+    if not math.isfinite(cash) or cash <= 0:
+        raise ValueError(f"simulate: cash must be finite and > 0 (got {cash!r})")
+    o = _prices("open", open_)
+    c = _prices("close", close)
+    tgt = np.asarray(target, dtype=np.float64)
+    if tgt.ndim != 1:
+        raise ValueError(
+            f"simulate: target must be 1-D (got shape {tgt.shape}); pass one target per bar"
+        )
+    for name, arr in (("close", c), ("target", tgt)):
+        if arr.shape[0] != o.shape[0]:
+            raise ValueError(
+                f"simulate: open has {o.shape[0]} bars but {name} has {arr.shape[0]}; "
+                f"pass one {name} per bar"
+            )
+    if o.shape[0] == 0:
+        raise ValueError("simulate: got 0 bars; pass at least one bar of prices")
+    bad = np.isinf(tgt)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(
+            f"simulate: target must be finite or NaN (bar {i} is {float(tgt[i])}); "
+            "use NaN for 'no decision' and clip exposures to a finite range"
+        )
+    return o, c, np.ascontiguousarray(tgt)
+
+
+def _build_trades(
+    fill_bar: IntArray,
+    fill_units: FloatArray,
+    fill_price: FloatArray,
+    fill_comm: FloatArray,
+    units: FloatArray,
+    close: FloatArray,
+) -> Trades:
+    """Split the fills into round trips; the position around a fill is read from ``units``."""
+    rows: list[tuple[int, int, int, float, float, float, float, bool]] = []
+    entry_bar = direction = 0
+    size = entry_price = flow = 0.0
+
+    def start(bar: int, signed_units: float, price: float, commission: float) -> None:
+        nonlocal entry_bar, direction, size, entry_price, flow
+        entry_bar, direction = bar, (1 if signed_units > 0 else -1)
+        size, entry_price = abs(signed_units), price
+        flow = -signed_units * price - commission
+
+    for i in range(fill_bar.shape[0]):
+        bar, traded = int(fill_bar[i]), float(fill_units[i])
+        price, commission = float(fill_price[i]), float(fill_comm[i])
+        before = float(units[bar - 1]) if bar > 0 else 0.0
+        after = float(units[bar])
+        if before == 0.0:
+            start(bar, traded, price, commission)
+        elif after == 0.0 or (after > 0.0) != (before > 0.0):
+            closing_comm = commission * abs(before) / (abs(before) + abs(after))
+            pnl = flow + before * price - closing_comm
+            rows.append((entry_bar, bar, direction, size, entry_price, price, pnl, False))
+            if after != 0.0:
+                start(bar, after, price, commission - closing_comm)
+        else:
+            flow += -traded * price - commission
+    n = units.shape[0]
+    if units[n - 1] != 0.0:
+        last_close = float(close[n - 1])
+        pnl = flow + float(units[n - 1]) * last_close
+        rows.append((entry_bar, n - 1, direction, size, entry_price, last_close, pnl, True))
+    cols = list(zip(*rows, strict=True)) if rows else [()] * 8
+    dtypes = (np.int64, np.int64, np.int8, *([np.float64] * 4), np.bool_)
+    arrays = [_frozen(np.asarray(col, dtype=dt)) for col, dt in zip(cols, dtypes, strict=True)]
+    return Trades(*arrays)
+
+
+def _frozen(arr: _ArrayT) -> _ArrayT:
+    arr.setflags(write=False)
+    return arr
+
+
+def simulate(
+    open_: npt.ArrayLike,
+    close: npt.ArrayLike,
+    target: npt.ArrayLike,
+    *,
+    cash: float = 1.0,
+    cost: CostModel = DEFAULT_COST,
+    fill: str = FILL_NEXT_OPEN,
+) -> SimResult:
+    """Simulate trading one instrument to a target exposure, bar by bar.
+
+    Parameters
+    ----------
+    open_, close : array_like of float, shape (n,)
+        Bar open and close prices, finite and > 0.
+    target : array_like of float, shape (n,)
+        Desired exposure as a signed fraction of equity (1 = fully long, -0.5 = half short),
+        decided at the close of each bar. NaN means "no decision": keep the position.
+    cash : float
+        Starting cash (> 0).
+    cost : CostModel
+        Commission and slippage applied to every fill.
+    fill : {"next_open", "close"}
+        ``"next_open"`` (default, honest) fills the decision of bar ``t`` at ``open_[t+1]``
+        and never fills the last bar's decision; ``"close"`` fills at ``close[t]`` and is only
+        for comparisons, since it assumes trading at the price the decision was made on.
+
+    Returns
+    -------
+    SimResult
+        Per-bar equity, units and cash, the fills and the reconstructed trades.
+
+    Notes
+    -----
+    The account trades only when the target differs from the last target that produced the
+    current position, so drift does not cause rebalancing. At a fill price ``p`` the equity
+    ``E = cash + units * p`` is sized to ``target * E / (p_fill * (1 + commission_rate))``
+    with ``p_fill`` the slipped price in the trade's direction; this reserves the commission
+    so an all-in buy leaves cash at zero rather than negative.
+    """
+    if not isinstance(cost, CostModel):
+        raise ValueError(f"simulate: cost must be a CostModel (got {type(cost).__name__})")
+    if cost.slippage_rate >= 1.0:
+        raise ValueError(
+            f"simulate: cost.slippage_bps must be < 10000 (got {cost.slippage_bps!r}); "
+            "a sell would otherwise fill at a price <= 0"
+        )
+    o, c, tgt = _validate(open_, close, target, cash, fill)
+    equity, units, cash_arr, f_bar, f_units, f_price, f_comm, k = _simulate_core(
+        o, c, tgt, float(cash), cost.commission_rate, cost.slippage_rate, fill == FILL_CLOSE
+    )
+    f_bar, f_units, f_price, f_comm = f_bar[:k], f_units[:k], f_price[:k], f_comm[:k]
+    trades = _build_trades(f_bar, f_units, f_price, f_comm, units, c)
+    return SimResult(
+        equity=_frozen(equity),
+        units=_frozen(units),
+        cash=_frozen(cash_arr),
+        fill_bar=_frozen(f_bar.copy()),
+        fill_units=_frozen(f_units.copy()),
+        fill_price=_frozen(f_price.copy()),
+        fill_commission=_frozen(f_comm.copy()),
+        trades=trades,
+    )

@@ -1,0 +1,101 @@
+"""Walk-forward training: every prediction comes from a model that never saw that bar or its label.
+
+Training belongs here, not in the simulator: the backtest only consumes the stitched
+out-of-sample probabilities this module returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
+
+from mlalgo.model.splits import PurgedWalkForward
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class WalkForwardResult:
+    proba: pd.Series  # out-of-sample P(up), indexed like the features; NaN where not predicted
+    folds: pd.DataFrame  # one row per fold: ranges, sizes and classification scores
+
+
+def walk_forward(
+    X: pd.DataFrame,
+    labels: pd.DataFrame,
+    splitter: PurgedWalkForward,
+    make_estimator: Callable[[], object],
+) -> WalkForwardResult:
+    """Fit one model per fold on purged past data and predict the fold's test block."""
+    usable = X.notna().all(axis=1).to_numpy()
+    y = labels["y"].to_numpy()
+    times = X.index.get_level_values("time").tz_convert(None).to_numpy()
+    t1 = labels["t1"].to_numpy(dtype="datetime64[ns]").copy()
+    t1[~usable | np.isnan(y)] = np.datetime64("NaT")
+    X_arr = X.to_numpy(dtype=np.float64)
+    proba = np.full(len(X), np.nan)
+    rows = []
+    for fold in splitter.folds(times, t1):
+        test = fold.test[usable[fold.test]]
+        if len(fold.train) == 0:
+            raise ValueError(
+                f"fold {fold.index} (test from {fold.test_start}) has no training rows after "
+                "feature warm-up and purging; raise stages.backtest.min_train_bars"
+            )
+        model = make_estimator()
+        model.fit(pd.DataFrame(X_arr[fold.train], columns=X.columns), y[fold.train])  # type: ignore[attr-defined]
+        if len(test):
+            proba[test] = model.predict_proba(X_arr[test])[:, 1]  # type: ignore[attr-defined]
+        rows.append(_fold_row(fold.index, times, fold.train, test, fold, y, proba))
+        log.debug("fold %d: %d train, %d test rows", fold.index, len(fold.train), len(test))
+    if not rows:
+        raise ValueError("walk-forward produced no folds; fetch a longer range")
+    return WalkForwardResult(pd.Series(proba, index=X.index, name="proba"), pd.DataFrame(rows))
+
+
+def _fold_row(
+    k: int,
+    times: np.ndarray,
+    train: np.ndarray,
+    test: np.ndarray,
+    fold: object,
+    y: np.ndarray,
+    proba: np.ndarray,
+) -> dict[str, object]:
+    scored = test[~np.isnan(y[test])]
+    yt, pt = y[scored], proba[scored]
+    return {
+        "fold": k,
+        "train_start": _utc(times[train].min()),
+        "train_end": _utc(times[train].max()),
+        "test_start": _utc(fold.test_start),  # type: ignore[attr-defined]
+        "test_end": _utc(fold.test_end),  # type: ignore[attr-defined]
+        "n_train": len(train),
+        "n_test": len(test),
+        "accuracy": accuracy_score(yt, pt > 0.5) if len(yt) else np.nan,
+        "log_loss": log_loss(yt, pt, labels=[0, 1]) if len(yt) else np.nan,
+        "auc": roc_auc_score(yt, pt) if len(np.unique(yt)) == 2 else np.nan,
+    }
+
+
+def _utc(t: np.datetime64) -> pd.Timestamp:
+    """Splits work on naive datetime64; bar times are UTC, so fold bounds are reported in UTC."""
+    return pd.Timestamp(t).tz_localize("UTC")
+
+
+def oos_scores(proba: pd.Series, labels: pd.DataFrame) -> dict[str, float]:
+    """Classification scores over all out-of-sample predictions that have a label."""
+    mask = proba.notna().to_numpy() & labels["y"].notna().to_numpy()
+    yt, pt = labels["y"].to_numpy()[mask], proba.to_numpy()[mask]
+    if len(yt) == 0:
+        return {"oos_accuracy": np.nan, "oos_log_loss": np.nan, "oos_auc": np.nan}
+    return {
+        "oos_accuracy": float(accuracy_score(yt, pt > 0.5)),
+        "oos_log_loss": float(log_loss(yt, pt, labels=[0, 1])),
+        "oos_auc": float(roc_auc_score(yt, pt)) if len(np.unique(yt)) == 2 else np.nan,
+    }

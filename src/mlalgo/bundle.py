@@ -1,0 +1,204 @@
+"""The signal-model bundle: one folder holding everything the live side needs, verifiable.
+
+Layout of ``models/<name>/<version>/``::
+
+    model.txt       LightGBM booster in its native text format (never a pickle)
+    features.json   the FeatureSpec, canonical JSON
+    policy.json     the decision policy (thresholds and size)
+    manifest.json   format version, sha256 of every file above, training range, metrics,
+                    MLflow run id, config/data/feature hashes, label definition
+
+Loading verifies every hash before parsing anything and refuses missing, extra or altered files,
+so what trades is exactly what was trained and reported. This module imports no pandas, MLflow,
+Optuna or scikit-learn: the live executor loads bundles through it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightgbm as lgb
+import numpy as np
+
+from mlalgo.features.spec import FeatureSpec
+from mlalgo.policy import DecisionPolicy, decide
+
+FORMAT_VERSION = 1
+MODEL_FILE = "model.txt"
+SPEC_FILE = "features.json"
+POLICY_FILE = "policy.json"
+MANIFEST_FILE = "manifest.json"
+
+
+class BundleError(ValueError):
+    """A bundle that must not be loaded; the message names the file at fault."""
+
+
+@dataclass(frozen=True)
+class Bundle:
+    path: Path
+    manifest: dict[str, Any]
+    spec: FeatureSpec
+    policy: DecisionPolicy
+    booster: lgb.Booster
+
+    @property
+    def feature_names(self) -> list[str]:
+        return self.spec.names
+
+    def predict_proba(self, features: np.ndarray) -> np.ndarray:
+        """P(up) for rows of features in ``feature_names`` order."""
+        x = np.asarray(features, dtype=np.float64)
+        if x.ndim != 2 or x.shape[1] != len(self.feature_names):
+            raise ValueError(
+                f"expected rows of {len(self.feature_names)} features "
+                f"({', '.join(self.feature_names)}), got shape {x.shape}"
+            )
+        return np.asarray(self.booster.predict(x), dtype=np.float64)
+
+    def signal(self, features: np.ndarray) -> np.ndarray:
+        """Target exposure per row, through the same ``decide`` as the backtest."""
+        return decide(self.predict_proba(features), self.policy)
+
+
+def export_bundle(
+    root: str | Path,
+    name: str,
+    *,
+    model_text: str,
+    spec: FeatureSpec,
+    policy: DecisionPolicy,
+    info: dict[str, Any],
+) -> Path:
+    """Write a new version under ``root/name`` atomically and return its folder.
+
+    Files are written into a temporary sibling folder and renamed into place, so a crash leaves
+    either a complete bundle or none; a concurrent export simply takes the next version number.
+    """
+    base = Path(root) / name
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=base))
+    try:
+        files = {
+            MODEL_FILE: model_text.encode(),
+            SPEC_FILE: spec.to_json().encode(),
+            POLICY_FILE: json.dumps(policy.model_dump(mode="json"), sort_keys=True).encode(),
+        }
+        for fname, data in files.items():
+            (tmp / fname).write_bytes(data)
+        manifest = {
+            "format_version": FORMAT_VERSION,
+            "name": name,
+            "files": {f: _sha256(d) for f, d in sorted(files.items())},
+            "feature_names": spec.names,
+            "feature_spec_hash": spec.hash,
+            **info,
+        }
+        while True:
+            version = _next_version(base)
+            manifest["version"] = version
+            (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+            _fsync_dir_files(tmp)
+            try:
+                os.rename(tmp, base / str(version))
+            except OSError:
+                if (base / str(version)).exists():
+                    continue
+                raise
+            return base / str(version)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def load_bundle(path: str | Path) -> Bundle:
+    """Verify and load a bundle; raise :class:`BundleError` naming the first problem."""
+    path = Path(path)
+    manifest = _read_manifest(path)
+    expected = manifest.get("files")
+    if not isinstance(expected, dict) or set(expected) != {MODEL_FILE, SPEC_FILE, POLICY_FILE}:
+        raise BundleError(
+            f"{path / MANIFEST_FILE}: 'files' must list {MODEL_FILE}, {SPEC_FILE}, {POLICY_FILE}"
+        )
+    present = {p.name for p in path.iterdir()} - {MANIFEST_FILE}
+    extra = sorted(present - set(expected))
+    if extra:
+        raise BundleError(
+            f"{path}: unexpected file(s) {', '.join(extra)} not in the manifest; "
+            "a bundle holds only what its manifest lists"
+        )
+    data: dict[str, bytes] = {}
+    for fname, digest in sorted(expected.items()):
+        fpath = path / fname
+        if not fpath.is_file():
+            raise BundleError(f"{fpath}: missing; the manifest lists it")
+        blob = fpath.read_bytes()
+        if _sha256(blob) != digest:
+            raise BundleError(
+                f"{fpath}: sha256 does not match the manifest; the file was altered "
+                "after export, so the bundle is refused"
+            )
+        data[fname] = blob
+    try:
+        spec = FeatureSpec.from_json(data[SPEC_FILE].decode())
+        policy = DecisionPolicy.model_validate_json(data[POLICY_FILE])
+        booster = lgb.Booster(model_str=data[MODEL_FILE].decode())
+    except (ValueError, lgb.basic.LightGBMError) as exc:
+        raise BundleError(f"{path}: a listed file does not parse: {exc}") from None
+    _check_features(path, manifest, spec, booster)
+    return Bundle(path=path, manifest=manifest, spec=spec, policy=policy, booster=booster)
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    mpath = path / MANIFEST_FILE
+    if not path.is_dir():
+        raise BundleError(f"{path}: not a bundle folder")
+    try:
+        manifest = json.loads(mpath.read_text())
+    except FileNotFoundError:
+        raise BundleError(f"{mpath}: missing; this folder is not a bundle") from None
+    except json.JSONDecodeError as exc:
+        raise BundleError(f"{mpath}: not valid JSON ({exc})") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"{mpath}: expected a JSON object")
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise BundleError(
+            f"{mpath}: format_version {manifest.get('format_version')!r} is not supported "
+            f"(this mlalgo reads {FORMAT_VERSION}); re-export the model"
+        )
+    return manifest
+
+
+def _check_features(
+    path: Path, manifest: dict[str, Any], spec: FeatureSpec, booster: lgb.Booster
+) -> None:
+    names = spec.names
+    if manifest.get("feature_names") != names:
+        raise BundleError(f"{path / MANIFEST_FILE}: feature_names differ from {SPEC_FILE}")
+    if booster.feature_name() != names:
+        raise BundleError(
+            f"{path / MODEL_FILE}: the model expects features {booster.feature_name()} but "
+            f"{SPEC_FILE} defines {names}"
+        )
+
+
+def _next_version(base: Path) -> int:
+    versions = [int(p.name) for p in base.iterdir() if p.is_dir() and p.name.isdigit()]
+    return max(versions, default=0) + 1
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def _fsync_dir_files(folder: Path) -> None:
+    for p in folder.iterdir():
+        with open(p, "rb") as fh:
+            os.fsync(fh.fileno())

@@ -1,0 +1,176 @@
+"""The ``mlalgo`` command: parse, call a stage, print. No logic lives here."""
+
+from __future__ import annotations
+
+import logging
+import math
+import os
+import shutil
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from mlalgo.bars import BarError
+from mlalgo.bundle import BundleError
+from mlalgo.config import ConfigError, load_mlflow_config, load_pipeline
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
+)
+
+_ROWS = (
+    ("total_return", "total return", "pct"),
+    ("annual_return", "annual return", "pct"),
+    ("volatility", "volatility", "pct"),
+    ("sharpe", "Sharpe", "num"),
+    ("sortino", "Sortino", "num"),
+    ("max_drawdown", "max drawdown", "pct"),
+    ("profit_factor", "profit factor", "num"),
+    ("hit_rate", "hit rate", "pct"),
+    ("n_trades", "trades", "int"),
+    ("exposure", "exposure", "pct"),
+)
+
+
+def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Known input errors print one clear message and exit 2 instead of a traceback."""
+
+    @wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except (ConfigError, BarError, BundleError) as exc:
+            typer.echo(f"error: {exc}", err=True)
+            raise typer.Exit(2) from None
+
+    return wrapper
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    """mlalgo: market data to an honest, tracked, verifiable trading signal."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        datefmt="%H:%M:%S",
+    )
+    for noisy in ("alembic", "mlflow", "matplotlib", "numba"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@app.command()
+@_friendly
+def run(
+    pipeline: Annotated[Path, typer.Argument(help="pipelines/*.yaml to run")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a config value: key.path=value (repeatable)"),
+    ] = None,
+    mlflow_config: Annotated[Path, typer.Option(help="tracking settings")] = Path("mlflow.yaml"),
+) -> None:
+    """Run a pipeline: one MLflow run, a backtest summary and an exported bundle."""
+    from mlalgo.pipeline import run_pipeline
+    from mlalgo.tracking import Tracker
+
+    cfg = load_pipeline(pipeline, set_ or [])
+    tracker = Tracker(load_mlflow_config(mlflow_config), root=mlflow_config.parent)
+    result = run_pipeline(cfg, tracker=tracker, source=f"mlalgo run {pipeline}")
+    start, end = result.research.oos_range
+    typer.echo(
+        f"\n{cfg.name}: out-of-sample {start:%Y-%m-%d} .. {end:%Y-%m-%d}, "
+        f"{int(result.metrics['n_folds'])} walk-forward folds, "
+        f"{', '.join(cfg.stages.fetch.symbols)}, costs included\n"
+    )
+    typer.echo(summary_table(result.metrics))
+    typer.echo(
+        f"\nout-of-sample accuracy {result.metrics['oos_accuracy']:.3f}, "
+        f"AUC {result.metrics['oos_auc']:.3f}"
+    )
+    typer.echo(f"\nMLflow run  {result.run_id}  ({result.tracking_uri})")
+    typer.echo(
+        "            make ui, then http://127.0.0.1:5000/#/experiments/"
+        f"{result.experiment_id}/runs/{result.run_id}"
+    )
+    if result.bundle_dir is not None:
+        typer.echo(f"bundle      {result.bundle_dir}")
+        typer.echo(f"            mlalgo predict --bundle {result.bundle_dir} --bars FILE")
+
+
+def summary_table(metrics: dict[str, float]) -> str:
+    """Strategy next to buy & hold, as a person reads it."""
+    lines = [f"{'':16}{'strategy':>12}{'buy & hold':>14}"]
+    for key, label, kind in _ROWS:
+        lines.append(
+            f"{label:16}{_fmt(metrics.get(key), kind):>12}"
+            f"{_fmt(metrics.get(f'buy_hold_{key}'), kind):>14}"
+        )
+    return "\n".join(lines)
+
+
+def _fmt(value: float | None, kind: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "-"
+    if math.isinf(value):
+        return "inf"
+    if kind == "pct":
+        return f"{value * 100:.1f} %"
+    if kind == "int":
+        return f"{int(value)}"
+    return f"{value:.2f}"
+
+
+@app.command()
+@_friendly
+def predict(
+    bundle: Annotated[Path, typer.Option(help="bundle folder, models/<name>/<version>")],
+    bars: Annotated[Path, typer.Option(help="CSV or Parquet bars with enough history")],
+    symbol: Annotated[
+        str | None, typer.Option(help="name for a file without a symbol column")
+    ] = None,
+) -> None:
+    """Print the signal for the last bar of FILE (per symbol), from a verified bundle."""
+    from mlalgo.bars import validate
+    from mlalgo.bundle import load_bundle
+    from mlalgo.data.files import read_bar_file
+    from mlalgo.features.batch import compute
+    from mlalgo.policy import describe
+
+    model = load_bundle(bundle)
+    frame, _ = validate(read_bar_file(bars, symbol=symbol), source=str(bars))
+    features = compute(model.spec, frame)
+    for sym, group in features.groupby(level="symbol", sort=False):
+        last = group.iloc[[-1]]
+        if last.isna().any(axis=None):
+            raise BarError(
+                f"{bars}: {sym} has {len(group)} bars; the feature spec needs more than "
+                f"{model.spec.warmup} for warm-up"
+            )
+        p = float(model.predict_proba(last.to_numpy())[0])
+        target = float(model.signal(last.to_numpy())[0])
+        when = last.index.get_level_values("time")[0]
+        typer.echo(
+            f"{sym}  {when:%Y-%m-%d}  p_up={p:.4f}  target={target:+.2f}  ({describe(target)})"
+        )
+
+
+@app.command()
+@_friendly
+def ui(
+    port: Annotated[int, typer.Option()] = 5000,
+    mlflow_config: Annotated[Path, typer.Option()] = Path("mlflow.yaml"),
+) -> None:
+    """Start the MLflow UI on 127.0.0.1 over this project's tracking store."""
+    from mlalgo.tracking import resolve_tracking_uri
+
+    cfg = load_mlflow_config(mlflow_config)
+    uri = resolve_tracking_uri(cfg.tracking_uri, mlflow_config.parent)
+    exe = shutil.which("mlflow")
+    if exe is None:
+        raise ConfigError("the mlflow command is not on PATH; run `make ui` or activate .venv")
+    typer.echo(f"MLflow UI on http://127.0.0.1:{port}  ({uri})")
+    os.execv(
+        exe, [exe, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    )

@@ -1,0 +1,300 @@
+"""Typed, frozen configuration for pipelines/*.yaml and mlflow.yaml.
+
+YAML only serialises these objects. Every model rejects unknown keys, so a typo fails at load time
+with the file, the key path and what was expected, instead of silently running with a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import os
+import types
+import typing
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+
+from mlalgo.backtest.costs import CostModel
+from mlalgo.features.spec import FeatureDef, FeatureSpec
+from mlalgo.policy import DecisionPolicy
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class ConfigError(ValueError):
+    """A configuration problem, already phrased for the person who wrote the file."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FetchConfig(_Frozen):
+    source: Literal["sample", "file"] = "sample"
+    path: Path = Path("data/sample")
+    symbols: tuple[str, ...] = ("AAPL", "IBM", "MSFT")
+    start: date | None = None
+    end: date | None = None
+    interval: Literal["1d"] = "1d"
+
+
+class ValidateConfig(_Frozen):
+    on_error: Literal["raise", "drop"] = "raise"
+
+
+class LabelConfig(_Frozen):
+    kind: Literal["forward_sign"] = "forward_sign"
+    horizon: PositiveInt = 1
+    entry: Literal["next_open", "close"] = "next_open"
+
+
+class TrainConfig(_Frozen):
+    model: Literal["lightgbm"] = "lightgbm"
+    n_estimators: PositiveInt = 200
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.03
+    num_leaves: Annotated[int, Field(ge=2)] = 15
+    max_depth: int = -1
+    min_child_samples: PositiveInt = 50
+    subsample: Annotated[float, Field(gt=0, le=1)] = 0.8
+    subsample_freq: Annotated[int, Field(ge=0)] = 1
+    colsample_bytree: Annotated[float, Field(gt=0, le=1)] = 0.8
+    reg_lambda: Annotated[float, Field(ge=0)] = 1.0
+    n_jobs: PositiveInt = 2
+
+
+class CostConfig(_Frozen):
+    commission_bps: Annotated[float, Field(ge=0)] = 1.0
+    slippage_bps: Annotated[float, Field(ge=0)] = 2.0
+
+    def cost_model(self) -> CostModel:
+        return CostModel(commission_bps=self.commission_bps, slippage_bps=self.slippage_bps)
+
+
+class BacktestConfig(_Frozen):
+    window: Literal["expanding", "rolling"] = "expanding"
+    min_train_bars: Annotated[int, Field(ge=20)] = 504
+    max_train_bars: PositiveInt | None = None
+    retrain_every: PositiveInt = 63
+    fill: Literal["next_open", "close"] = "next_open"
+    initial_cash: Annotated[float, Field(gt=0)] = 100_000.0
+    costs: CostConfig = CostConfig()
+    policy: DecisionPolicy = DecisionPolicy()
+
+
+class ExportConfig(_Frozen):
+    enabled: bool = True
+    dir: Path = Path("models")
+    model_name: str | None = None
+
+
+class Stages(_Frozen):
+    fetch: FetchConfig = FetchConfig()
+    validate_: ValidateConfig = Field(ValidateConfig(), alias="validate")
+    features: tuple[FeatureDef, ...] = Field(min_length=1)
+    label: LabelConfig = LabelConfig()
+    train: TrainConfig = TrainConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    export: ExportConfig = ExportConfig()
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class PipelineConfig(_Frozen):
+    name: str = "train"
+    seed: int = 42
+    stages: Stages
+
+    @property
+    def feature_spec(self) -> FeatureSpec:
+        return FeatureSpec(features=self.stages.features)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True)
+
+    @property
+    def hash(self) -> str:
+        """The run's identity: same config, same hash, on any machine."""
+        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def flat(self) -> dict[str, str]:
+        """``stages.train.num_leaves -> "15"``: the form MLflow params take."""
+        return {k: "" if v is None else str(v) for k, v in _flatten(self.to_dict()).items()}
+
+
+class MlflowConfig(_Frozen):
+    tracking_uri: str = "sqlite:///mlruns.db"
+    experiment: str = "mlalgo"
+    registered_model: str = "mlalgo-signal"
+
+
+def load_pipeline(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PipelineConfig:
+    """Load a pipeline YAML, apply ``key.path=value`` overrides, and validate it."""
+    path = Path(path)
+    raw = _read_yaml(path)
+    set_paths = []
+    for item in overrides:
+        key, _, value = item.partition("=")
+        if not _ or not key:
+            raise ConfigError(
+                f"--set {item}: expected key.path=value, e.g. stages.train.num_leaves=31"
+            )
+        _assign(raw, key.strip().split("."), yaml.safe_load(value), item)
+        set_paths.append((key.strip(), item))
+    return _validate(PipelineConfig, raw, str(path), set_paths)
+
+
+def load_mlflow_config(path: str | Path = "mlflow.yaml") -> MlflowConfig:
+    """Read mlflow.yaml (defaults when absent); MLFLOW_TRACKING_URI in the environment wins."""
+    path = Path(path)
+    raw = _read_yaml(path) if path.exists() else {}
+    cfg = _validate(MlflowConfig, raw, str(path), [])
+    env_uri = os.environ.get("MLFLOW_TRACKING_URI")
+    return cfg.model_copy(update={"tracking_uri": env_uri}) if env_uri else cfg
+
+
+def _read_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such file") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(
+            f"{path}: expected a mapping of keys at the top, got {type(data).__name__}"
+        )
+    return data
+
+
+def _assign(raw: Any, parts: list[str], value: Any, item: str) -> None:
+    node = raw
+    for i, part in enumerate(parts):
+        last = i == len(parts) - 1
+        if isinstance(node, list):
+            if not part.isdigit() or int(part) >= len(node):
+                raise ConfigError(
+                    f"--set {item}: {'.'.join(parts[: i + 1])}: expected a list index "
+                    f"0..{len(node) - 1}"
+                )
+            if last:
+                node[int(part)] = value
+            else:
+                node = node[int(part)]
+        elif isinstance(node, dict):
+            if last:
+                node[part] = value
+            else:
+                node = node.setdefault(part, {})
+        else:
+            raise ConfigError(f"--set {item}: {'.'.join(parts[:i])} is a value, not a section")
+
+
+def _validate(
+    model: type[M], raw: dict[str, Any], source: str, set_paths: list[tuple[str, str]]
+) -> M:
+    try:
+        return model.model_validate(raw)
+    except ValidationError as exc:
+        lines = [_describe(model, err, source, set_paths) for err in exc.errors()]
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _describe(
+    model: type[BaseModel], err: Any, source: str, set_paths: list[tuple[str, str]]
+) -> str:
+    loc, parent = _clean_loc(model, err["loc"])
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    origin = next((f"--set {item}" for p, item in set_paths if key.startswith(p)), source)
+    if err["type"] == "extra_forbidden":
+        known = _known_keys(parent)
+        hint = difflib.get_close_matches(str(loc[-1]), known, n=1)
+        tail = f"did you mean {hint[0]}?" if hint else f"expected one of: {', '.join(known)}"
+        return f"{origin}: {key}: unknown key ({tail})"
+    if err["type"] == "missing":
+        return f"{origin}: {key}: required key is missing"
+    got = err.get("input")
+    shown = "" if isinstance(got, dict | list) else f", got {got!r}"
+    return f"{origin}: {key}: {err['msg'][0].lower()}{err['msg'][1:]}{shown}"
+
+
+def _clean_loc(model: type[BaseModel], loc: tuple[Any, ...]) -> tuple[list[Any], Any]:
+    """Drop pydantic's union tags from an error path; return the path and the owning model."""
+    out: list[Any] = []
+    node: Any = model
+    owner: Any = model
+    for part in loc:
+        node = _unwrap(node)
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            owner = node
+            field = _field_by_name(node, str(part))
+            out.append(part)
+            node = field.annotation if field is not None else None
+        elif typing.get_origin(node) in (tuple, list) and isinstance(part, int):
+            out.append(part)
+            node = typing.get_args(node)[0]
+        elif _is_union(node):
+            member = _union_member(node, part)
+            if member is None:
+                out.append(part)
+            node = member
+        else:
+            out.append(part)
+            node = None
+    return out, owner
+
+
+def _unwrap(tp: Any) -> Any:
+    while typing.get_origin(tp) is Annotated:
+        tp = typing.get_args(tp)[0]
+    args = typing.get_args(tp) if _is_union(tp) else ()
+    non_none = [a for a in args if a is not type(None)]
+    return non_none[0] if len(args) == 2 and len(non_none) == 1 else tp
+
+
+def _is_union(tp: Any) -> bool:
+    return typing.get_origin(tp) in (typing.Union, types.UnionType)
+
+
+def _union_member(tp: Any, tag: Any) -> Any:
+    for member in typing.get_args(tp):
+        if isinstance(member, type) and issubclass(member, BaseModel):
+            field = member.model_fields.get("feature")
+            if field is not None and field.default == tag:
+                return member
+    return None
+
+
+def _field_by_name(model: type[BaseModel], name: str) -> Any:
+    for field_name, field in model.model_fields.items():
+        if name in (field_name, field.alias):
+            return field
+    return None
+
+
+def _known_keys(model: Any) -> list[str]:
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [f.alias or n for n, f in model.model_fields.items()]
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, dict):
+        items = value.items()
+    elif isinstance(value, list | tuple):
+        items = ((str(i), v) for i, v in enumerate(value))
+    else:
+        return {prefix: value}
+    out: dict[str, Any] = {}
+    for k, v in items:
+        out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+    return out

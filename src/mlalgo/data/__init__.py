@@ -1,0 +1,1 @@
+"""Market data: sources that return bars in the mlalgo.bars schema."""

@@ -1,0 +1,64 @@
+"""The batch feature engine: a FeatureSpec over bar frames, one vectorised kernel call per feature.
+
+Features are computed per symbol, so no value ever mixes two instruments, and the result keeps
+the bars' (symbol, time) index. The kernels are pure and causal (see kernels.py); this module only
+routes columns to them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import pandas as pd
+
+from mlalgo.features import kernels
+from mlalgo.features.spec import (
+    RSI,
+    AR1ZScore,
+    DistEMA,
+    DistSMA,
+    FeatureSpec,
+    LogReturn,
+    Volatility,
+    _Feature,
+)
+
+Kernel = Callable[[_Feature, np.ndarray], np.ndarray]
+
+
+def _ar1_zscore(f: AR1ZScore, x: np.ndarray) -> np.ndarray:
+    return kernels.ar1_zscore(np.log(x) if f.log else x, f.window)
+
+
+KERNELS: dict[type[_Feature], Kernel] = {
+    RSI: lambda f, x: kernels.rsi(x, f.n),
+    DistSMA: lambda f, x: kernels.dist_ma(x, f.n, "sma"),
+    DistEMA: lambda f, x: kernels.dist_ma(x, f.n, "ema"),
+    Volatility: lambda f, x: kernels.realised_vol(x, f.n),
+    LogReturn: lambda f, x: kernels.log_return(x, f.k),
+    AR1ZScore: _ar1_zscore,
+}
+
+
+def compute_arrays(spec: FeatureSpec, columns: dict[str, np.ndarray]) -> np.ndarray:
+    """Feature matrix (bars x features) for one symbol's columns; NaN during warm-up."""
+    n = len(columns["close"])
+    out = np.empty((n, len(spec.features)), dtype=np.float64)
+    for j, feature in enumerate(spec.features):
+        out[:, j] = KERNELS[type(feature)](feature, columns[feature.input])
+    return out
+
+
+def compute(spec: FeatureSpec, bars: pd.DataFrame) -> pd.DataFrame:
+    """Features for every bar, per symbol, indexed like ``bars``; columns are ``spec.names``."""
+    parts = []
+    for _, group in bars.groupby(level="symbol", sort=False):
+        cols = {
+            c: group[c].to_numpy(dtype=np.float64)
+            for c in ("open", "high", "low", "close", "volume")
+        }
+        parts.append(
+            pd.DataFrame(compute_arrays(spec, cols), index=group.index, columns=spec.names)
+        )
+    return pd.concat(parts)

@@ -1,0 +1,1 @@
+"""Model selection: purged walk-forward splits and sklearn-style estimators."""

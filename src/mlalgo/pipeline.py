@@ -1,0 +1,226 @@
+"""Runs the train pipeline: fetch, validate, features, label, walk-forward, backtest, export.
+
+:func:`research` is the pure part (bars in, out-of-sample results out, no I/O), which the
+look-ahead tests drive directly; :func:`run_pipeline` wraps it with data loading, MLflow tracking
+and the bundle export. Each stage is a call into its own module, so any of them can be replaced
+without touching the others.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import sys
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import yaml
+
+from mlalgo import __version__
+from mlalgo.backtest.portfolio import PortfolioResult, run_portfolio
+from mlalgo.backtest.report import equity_figure, fold_table
+from mlalgo.backtest.walkforward import WalkForwardResult, oos_scores, walk_forward
+from mlalgo.bars import ValidationReport, validate
+from mlalgo.bundle import export_bundle
+from mlalgo.config import PipelineConfig, TrainConfig
+from mlalgo.data.sources import fetch
+from mlalgo.features.batch import compute
+from mlalgo.labels import make_labels
+from mlalgo.model.estimators import LightGBMSignalClassifier
+from mlalgo.model.splits import PurgedWalkForward
+from mlalgo.policy import decide
+from mlalgo.tracking import Tracker, git_info
+
+log = logging.getLogger(__name__)
+
+PERIODS_PER_YEAR = {"1d": 252}
+
+
+@dataclass(frozen=True)
+class Research:
+    """Everything the pure part of a run produces, all out-of-sample where it matters."""
+
+    features: pd.DataFrame
+    labels: pd.DataFrame
+    walk_forward: WalkForwardResult
+    target: pd.Series  # decided exposure per OOS bar
+    strategy: PortfolioResult
+    buy_hold: PortfolioResult
+
+    @property
+    def oos_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
+        return self.strategy.equity.index[0], self.strategy.equity.index[-1]
+
+
+@dataclass(frozen=True)
+class RunResult:
+    research: Research
+    metrics: dict[str, float]
+    folds: pd.DataFrame
+    run_id: str
+    experiment_id: str
+    tracking_uri: str
+    bundle_dir: Path | None
+    config_hash: str
+    data_hash: str
+
+
+def make_estimator(cfg: TrainConfig, seed: int) -> LightGBMSignalClassifier:
+    params = cfg.model_dump(exclude={"model"})
+    return LightGBMSignalClassifier(**params, random_state=seed)
+
+
+def load_bars(cfg: PipelineConfig) -> tuple[pd.DataFrame, ValidationReport]:
+    """Fetch and validate: the edge where bad bars stop."""
+    fetched = cfg.stages.fetch
+    source = f"{fetched.source} source ({fetched.path})"
+    return validate(fetch(fetched), source=source, on_error=cfg.stages.validate_.on_error)
+
+
+def research(cfg: PipelineConfig, bars: pd.DataFrame) -> Research:
+    """Features, labels, walk-forward predictions, and backtests of the strategy and buy & hold."""
+    st = cfg.stages
+    features = compute(cfg.feature_spec, bars)
+    labels = make_labels(bars, horizon=st.label.horizon, entry=st.label.entry)
+    splitter = PurgedWalkForward(
+        min_train=st.backtest.min_train_bars,
+        step=st.backtest.retrain_every,
+        window=st.backtest.window,
+        max_train=st.backtest.max_train_bars,
+    )
+    wf = walk_forward(features, labels, splitter, lambda: make_estimator(st.train, cfg.seed))
+    oos_start = wf.folds["test_start"].iloc[0]
+    in_oos = bars.index.get_level_values("time") >= oos_start
+    oos_bars = bars.loc[in_oos]
+    target = pd.Series(
+        decide(wf.proba.loc[in_oos].to_numpy(), st.backtest.policy), index=oos_bars.index
+    )
+    common: dict[str, Any] = {
+        "cash": st.backtest.initial_cash,
+        "cost": st.backtest.costs.cost_model(),
+        "fill": st.backtest.fill,
+        "periods_per_year": PERIODS_PER_YEAR[st.fetch.interval],
+    }
+    strategy = run_portfolio(oos_bars, target, **common)
+    buy_hold = run_portfolio(oos_bars, pd.Series(1.0, index=oos_bars.index), **common)
+    return Research(features, labels, wf, target, strategy, buy_hold)
+
+
+def data_hash(bars: pd.DataFrame) -> str:
+    """Content hash of the bars (index and values), independent of file format or location."""
+    digest = pd.util.hash_pandas_object(bars, index=True).to_numpy()
+    return hashlib.sha256(digest.tobytes()).hexdigest()
+
+
+def run_pipeline(
+    cfg: PipelineConfig, *, tracker: Tracker, root: str | Path = ".", source: str = "pipeline"
+) -> RunResult:
+    """Run every stage inside one MLflow run and export the bundle; return what a person reads."""
+    root = Path(root)
+    bars, report = load_bars(cfg)
+    dhash = data_hash(bars)
+    spec = cfg.feature_spec
+    tags = {
+        "mlalgo.pipeline": cfg.name,
+        "mlalgo.config_hash": cfg.hash,
+        "mlalgo.data_hash": dhash,
+        "mlalgo.feature_spec_hash": spec.hash,
+        "mlalgo.version": __version__,
+        "mlalgo.seed": str(cfg.seed),
+        "mlalgo.argv": " ".join(sys.argv),
+        "mlflow.source.name": source,
+        **git_info(root),
+    }
+    with tracker.run(f"{cfg.name}-{cfg.hash[:8]}", tags) as run:
+        run.params(cfg.flat())
+        run.text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config/pipeline.yaml")
+        run.dict(
+            {"rows_in": report.rows_in, "rows_out": report.rows_out, "dropped": report.dropped},
+            "data/validation.json",
+        )
+        log.info("bars: %d rows, %d symbols", len(bars), bars.index.get_level_values(0).nunique())
+        res = research(cfg, bars)
+        metrics = {
+            **res.strategy.metrics,
+            **{f"buy_hold_{k}": v for k, v in res.buy_hold.metrics.items()},
+            **oos_scores(res.walk_forward.proba, res.labels),
+            "n_folds": float(len(res.walk_forward.folds)),
+        }
+        run.metrics(metrics)
+        ppy = PERIODS_PER_YEAR[cfg.stages.fetch.interval]
+        folds = fold_table(
+            res.walk_forward.folds,
+            res.strategy.equity,
+            res.buy_hold.equity,
+            initial=cfg.stages.backtest.initial_cash,
+            periods_per_year=ppy,
+        )
+        run.frame_csv(folds, "reports/folds.csv")
+        run.frame_csv(res.strategy.trades, "reports/trades.csv")
+        start, end = res.oos_range
+        title = f"{cfg.name}: out-of-sample {start:%Y-%m-%d} .. {end:%Y-%m-%d}"
+        run.figure(
+            equity_figure(res.strategy.equity, res.buy_hold.equity, title), "plots/equity.png"
+        )
+        bundle_dir = None
+        if cfg.stages.export.enabled:
+            bundle_dir = _export(cfg, res, bars, metrics, run.run_id, dhash, root, tracker)
+            run.folder(bundle_dir, "bundle")
+            run.tags({"mlalgo.bundle": str(bundle_dir)})
+    return RunResult(
+        res,
+        metrics,
+        folds,
+        run.run_id,
+        run.experiment_id,
+        tracker.tracking_uri,
+        bundle_dir,
+        cfg.hash,
+        dhash,
+    )
+
+
+def _export(
+    cfg: PipelineConfig,
+    res: Research,
+    bars: pd.DataFrame,
+    metrics: dict[str, float],
+    run_id: str,
+    dhash: str,
+    root: Path,
+    tracker: Tracker,
+) -> Path:
+    """Fit the final model on every labelled bar and write it as a bundle."""
+    X, y = res.features, res.labels["y"]
+    mask = X.notna().all(axis=1).to_numpy() & y.notna().to_numpy()
+    model = make_estimator(cfg.stages.train, cfg.seed).fit(X.loc[mask], y.loc[mask])
+    times = X.index.get_level_values("time")[mask]
+    start, end = res.oos_range
+    export = cfg.stages.export
+    name = export.model_name or tracker.cfg.registered_model
+    info = {
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "mlalgo_version": __version__,
+        "mlflow_run_id": run_id,
+        "config_hash": cfg.hash,
+        "data_hash": dhash,
+        "symbols": sorted(set(bars.index.get_level_values("symbol"))),
+        "interval": cfg.stages.fetch.interval,
+        "label": cfg.stages.label.model_dump(mode="json"),
+        "training_range": {"start": times.min().isoformat(), "end": times.max().isoformat()},
+        "oos_range": {"start": start.isoformat(), "end": end.isoformat()},
+        "metrics": {k: (v if np.isfinite(v) else None) for k, v in sorted(metrics.items())},
+    }
+    out_dir = export.dir if export.dir.is_absolute() else root / export.dir
+    return export_bundle(
+        out_dir,
+        name,
+        model_text=model.booster_.model_to_string(),
+        spec=cfg.feature_spec,
+        policy=cfg.stages.backtest.policy,
+        info=info,
+    )
