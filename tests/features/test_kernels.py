@@ -16,7 +16,7 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from mlalgo.features import kernels as K
 
-DATA = Path("/work/shared/data/stocks/stocks_daily.csv")
+DATA = Path(__file__).resolve().parents[2] / "data" / "sample" / "stocks_daily.csv"
 
 
 @cache
