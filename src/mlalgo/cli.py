@@ -6,6 +6,7 @@ import logging
 import math
 import os
 import shutil
+import sys
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
@@ -167,10 +168,13 @@ def ui(
 
     cfg = load_mlflow_config(mlflow_config)
     uri = resolve_tracking_uri(cfg.tracking_uri, mlflow_config.parent)
-    exe = shutil.which("mlflow")
+    # The mlflow beside this interpreter, with its bin folder first on PATH: the server starts
+    # its workers by name, which fails when the environment is not activated.
+    bin_dir = Path(sys.executable).parent
+    exe = shutil.which("mlflow", path=str(bin_dir)) or shutil.which("mlflow")
     if exe is None:
-        raise ConfigError("the mlflow command is not on PATH; run `make ui` or activate .venv")
+        raise ConfigError("the mlflow command is not installed; run `make ui`")
+    env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     typer.echo(f"MLflow UI on http://127.0.0.1:{port}  ({uri})")
-    os.execv(
-        exe, [exe, "ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
-    )
+    args = ["ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    os.execve(exe, [exe, *args], env)
