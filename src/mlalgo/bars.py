@@ -85,16 +85,17 @@ def _check_structure(bars: pd.DataFrame, source: str) -> None:
         raise BarError(f"{source}: bar times must be UTC timestamps, got {times.dtype}")
     if len(bars) == 0:
         raise BarError(f"{source}: no bars; check the symbols and the date range")
+    if not bars.index.is_monotonic_increasing:
+        raise BarError(
+            f"{source}: bars are not sorted by (symbol, time); sort them with "
+            "bars.sort_index() or build them with mlalgo.bars.make_bars"
+        )
 
 
 def _row_problems(bars: pd.DataFrame) -> dict[str, np.ndarray]:
     o, h, lo, c, v = (bars[col].to_numpy(dtype=np.float64) for col in COLUMNS)
     prices = np.column_stack([o, h, lo, c])
     with np.errstate(invalid="ignore"):
-        symbols = bars.index.get_level_values("symbol").to_numpy()
-        times = bars.index.get_level_values("time").to_numpy()
-        same_symbol = np.r_[False, symbols[1:] == symbols[:-1]]
-        not_after = np.r_[False, times[1:] <= times[:-1]]
         return {
             "missing or non-finite values": ~np.isfinite(np.column_stack([prices, v])).all(axis=1),
             "non-positive prices": (prices <= 0).any(axis=1),
@@ -102,5 +103,5 @@ def _row_problems(bars: pd.DataFrame) -> dict[str, np.ndarray]:
             "high below open or close": h < np.maximum(o, c),
             "low above open or close": lo > np.minimum(o, c),
             "negative volume": v < 0,
-            "duplicate or out-of-order times": same_symbol & not_after,
+            "duplicate times": bars.index.duplicated(keep="first"),
         }

@@ -161,6 +161,7 @@ def predict(
 @_friendly
 def ui(
     port: Annotated[int, typer.Option()] = 5000,
+    workers: Annotated[int, typer.Option(help="server processes; one serves a single user")] = 1,
     mlflow_config: Annotated[Path, typer.Option()] = Path("mlflow.yaml"),
 ) -> None:
     """Start the MLflow UI on 127.0.0.1 over this project's tracking store."""
@@ -176,5 +177,19 @@ def ui(
         raise ConfigError("the mlflow command is not installed; run `make ui`")
     env = {**os.environ, "PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
     typer.echo(f"MLflow UI on http://127.0.0.1:{port}  ({uri})")
-    args = ["ui", "--backend-store-uri", uri, "--host", "127.0.0.1", "--port", str(port)]
+    args = [
+        "ui",
+        "--backend-store-uri",
+        uri,
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        str(workers),
+    ]
     os.execve(exe, [exe, *args], env)
+
+
+if __name__ == "__main__":
+    app()

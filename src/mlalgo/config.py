@@ -37,7 +37,7 @@ class _Frozen(BaseModel):
 class FetchConfig(_Frozen):
     source: Literal["sample", "file"] = "sample"
     path: Path = Path("data/sample")
-    symbols: tuple[str, ...] = ("AAPL", "IBM", "MSFT")
+    symbols: tuple[str, ...] = Field(("AAPL", "IBM", "MSFT"), min_length=1)
     start: date | None = None
     end: date | None = None
     interval: Literal["1d"] = "1d"

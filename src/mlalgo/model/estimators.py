@@ -93,4 +93,5 @@ class LightGBMSignalClassifier(ClassifierMixin, BaseEstimator):
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X: Any) -> np.ndarray:
-        return self.classes_[(self.predict_proba(X)[:, 1] > 0.5).astype(int)]
+        up = self.predict_proba(X)[:, 1] > 0.5
+        return self.classes_[up.astype(int)]

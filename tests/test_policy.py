@@ -1,0 +1,113 @@
+"""The decision policy: the one rule from P(up) to a target, shared by backtest and live."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from mlalgo.policy import DecisionPolicy, decide, describe
+
+PROBA = np.array([0.0, 0.3, 0.45, 0.46, 0.5, 0.55, 0.56, 0.9, 1.0, np.nan])
+
+
+def test_long_only_goes_long_strictly_above_the_long_threshold_and_flat_otherwise() -> None:
+    policy = DecisionPolicy(long_threshold=0.55, short_threshold=0.45)
+
+    target = decide(PROBA, policy)
+
+    np.testing.assert_array_equal(target, [0, 0, 0, 0, 0, 0, 1, 1, 1, np.nan])
+
+
+def test_with_shorts_goes_short_strictly_below_the_short_threshold() -> None:
+    policy = DecisionPolicy(long_threshold=0.55, short_threshold=0.45, allow_short=True)
+
+    target = decide(PROBA, policy)
+
+    np.testing.assert_array_equal(target, [-1, -1, 0, 0, 0, 0, 1, 1, 1, np.nan])
+
+
+def test_size_scales_the_target_both_ways() -> None:
+    policy = DecisionPolicy(allow_short=True, size=0.25)
+
+    target = decide(np.array([0.9, 0.5, 0.1]), policy)
+
+    np.testing.assert_array_equal(target, [0.25, 0.0, -0.25])
+
+
+def test_equal_thresholds_leave_only_the_threshold_itself_flat() -> None:
+    policy = DecisionPolicy(long_threshold=0.5, short_threshold=0.5, allow_short=True)
+
+    np.testing.assert_array_equal(decide(np.array([0.49, 0.5, 0.51]), policy), [-1, 0, 1])
+
+
+def test_nan_means_no_decision_not_flat() -> None:
+    target = decide(np.array([np.nan, np.nan]), DecisionPolicy(allow_short=True))
+
+    assert np.isnan(target).all()
+
+
+def test_a_scalar_prediction_gives_a_scalar_target() -> None:
+    policy = DecisionPolicy(allow_short=True)
+
+    assert float(decide(0.7, policy)) == 1.0
+    assert float(decide(0.2, policy)) == -1.0
+    assert float(decide(0.5, policy)) == 0.0
+    assert np.isnan(decide(float("nan"), policy))
+    assert np.ndim(decide(0.7, policy)) == 0
+
+
+def test_decide_leaves_its_input_alone() -> None:
+    proba = PROBA.copy()
+
+    decide(proba, DecisionPolicy(allow_short=True))
+
+    np.testing.assert_array_equal(proba, PROBA)
+
+
+def test_describe_names_each_kind_of_target() -> None:
+    assert [describe(x) for x in (1.0, 0.5, 0.0, -0.3, float("nan"))] == [
+        "long",
+        "long",
+        "flat",
+        "short",
+        "none",
+    ]
+
+
+def test_a_short_threshold_above_the_long_threshold_is_refused() -> None:
+    with pytest.raises(ValidationError, match="must not exceed long_threshold"):
+        DecisionPolicy(long_threshold=0.5, short_threshold=0.6)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"long_threshold": 1.1},
+        {"long_threshold": -0.1, "short_threshold": -0.2},
+        {"short_threshold": -0.01},
+        {"long_threshold": 1.5, "short_threshold": 1.2},
+    ],
+)
+def test_thresholds_outside_zero_to_one_are_refused(kwargs: dict[str, float]) -> None:
+    with pytest.raises(ValidationError, match="threshold"):
+        DecisionPolicy(**kwargs)
+
+
+@pytest.mark.parametrize("size", [0.0, -1.0, 11.0])
+def test_a_size_outside_zero_to_ten_is_refused(size: float) -> None:
+    with pytest.raises(ValidationError, match="size"):
+        DecisionPolicy(size=size)
+
+
+def test_unknown_keys_are_refused() -> None:
+    with pytest.raises(ValidationError, match="long_treshold"):
+        DecisionPolicy(long_treshold=0.6)  # type: ignore[call-arg]
+
+
+def test_a_policy_is_frozen() -> None:
+    policy = DecisionPolicy()
+
+    with pytest.raises(ValidationError):
+        policy.long_threshold = 0.9  # type: ignore[misc]
+    assert policy.long_threshold == 0.55
