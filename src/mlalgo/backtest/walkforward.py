@@ -9,14 +9,23 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
-from mlalgo.model.splits import PurgedWalkForward
+from mlalgo.model.splits import Fold, PurgedWalkForward
 
 log = logging.getLogger(__name__)
+
+
+class Classifier(Protocol):
+    """What walk-forward needs of a model: scikit-learn's fit / predict_proba."""
+
+    def fit(self, X: Any, y: Any) -> Any: ...
+
+    def predict_proba(self, X: Any) -> np.ndarray: ...
 
 
 @dataclass(frozen=True)
@@ -29,7 +38,7 @@ def walk_forward(
     X: pd.DataFrame,
     labels: pd.DataFrame,
     splitter: PurgedWalkForward,
-    make_estimator: Callable[[], object],
+    make_estimator: Callable[[], Classifier],
 ) -> WalkForwardResult:
     """Fit one model per fold on purged past data and predict the fold's test block."""
     usable = X.notna().all(axis=1).to_numpy()
@@ -48,10 +57,10 @@ def walk_forward(
                 "feature warm-up and purging; raise stages.backtest.min_train_bars"
             )
         model = make_estimator()
-        model.fit(pd.DataFrame(X_arr[fold.train], columns=X.columns), y[fold.train])  # type: ignore[attr-defined]
+        model.fit(pd.DataFrame(X_arr[fold.train], columns=X.columns), y[fold.train])
         if len(test):
-            proba[test] = model.predict_proba(X_arr[test])[:, 1]  # type: ignore[attr-defined]
-        rows.append(_fold_row(fold.index, times, fold.train, test, fold, y, proba))
+            proba[test] = model.predict_proba(X_arr[test])[:, 1]
+        rows.append(_fold_row(fold, times, test, y, proba))
         log.debug("fold %d: %d train, %d test rows", fold.index, len(fold.train), len(test))
     if not rows:
         raise ValueError("walk-forward produced no folds; fetch a longer range")
@@ -59,23 +68,17 @@ def walk_forward(
 
 
 def _fold_row(
-    k: int,
-    times: np.ndarray,
-    train: np.ndarray,
-    test: np.ndarray,
-    fold: object,
-    y: np.ndarray,
-    proba: np.ndarray,
+    fold: Fold, times: np.ndarray, test: np.ndarray, y: np.ndarray, proba: np.ndarray
 ) -> dict[str, object]:
     scored = test[~np.isnan(y[test])]
     yt, pt = y[scored], proba[scored]
     return {
-        "fold": k,
-        "train_start": _utc(times[train].min()),
-        "train_end": _utc(times[train].max()),
-        "test_start": _utc(fold.test_start),  # type: ignore[attr-defined]
-        "test_end": _utc(fold.test_end),  # type: ignore[attr-defined]
-        "n_train": len(train),
+        "fold": fold.index,
+        "train_start": _utc(times[fold.train].min()),
+        "train_end": _utc(times[fold.train].max()),
+        "test_start": _utc(fold.test_start),
+        "test_end": _utc(fold.test_end),
+        "n_train": len(fold.train),
         "n_test": len(test),
         "accuracy": accuracy_score(yt, pt > 0.5) if len(yt) else np.nan,
         "log_loss": log_loss(yt, pt, labels=[0, 1]) if len(yt) else np.nan,
