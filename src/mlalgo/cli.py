@@ -17,6 +17,8 @@ import typer
 from mlalgo.bars import BarError
 from mlalgo.bundle import BundleError
 from mlalgo.config import ConfigError, load_mlflow_config, load_pipeline
+from mlalgo.data.http import SourceError
+from mlalgo.secrets import SecretsError, install_log_redaction
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
@@ -43,7 +45,7 @@ def _friendly(fn: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return fn(*args, **kwargs)
-        except (ConfigError, BarError, BundleError) as exc:
+        except (ConfigError, BarError, BundleError, SourceError, SecretsError) as exc:
             typer.echo(f"error: {exc}", err=True)
             raise typer.Exit(2) from None
 
@@ -58,8 +60,9 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         datefmt="%H:%M:%S",
     )
-    for noisy in ("alembic", "mlflow", "matplotlib", "numba"):
+    for noisy in ("alembic", "mlflow", "matplotlib", "numba", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    install_log_redaction()
 
 
 @app.command()
@@ -155,6 +158,64 @@ def predict(
         typer.echo(
             f"{sym}  {when:%Y-%m-%d}  p_up={p:.4f}  target={target:+.2f}  ({describe(target)})"
         )
+
+
+@app.command()
+@_friendly
+def fetch(
+    source: Annotated[str, typer.Option(help="binance | alpaca")],
+    symbols: Annotated[str, typer.Option(help="comma-separated, e.g. BTCUSDT,ETHUSDT")],
+    start: Annotated[str, typer.Option(help="first bar open time, UTC (2024-01-01 or ISO)")],
+    interval: Annotated[str, typer.Option(help="1d | 1h | 1m")] = "1d",
+    end: Annotated[str | None, typer.Option(help="last bar open time, UTC; default now")] = None,
+    base_url: Annotated[str | None, typer.Option(help="API root, e.g. the replay exchange")] = None,
+    store: Annotated[Path, typer.Option(help="bar store root")] = Path("data/bars"),
+    credentials: Annotated[Path | None, typer.Option(help="0600 YAML file with API keys")] = None,
+) -> None:
+    """Download bars into the store; only what is missing, atomically."""
+    from mlalgo.config import FetchConfig
+    from mlalgo.data.sources import NETWORK, make_source
+    from mlalgo.data.store import BarStore, update
+
+    if source not in NETWORK:
+        raise ConfigError(f"--source {source}: expected one of {', '.join(NETWORK)}")
+    cfg = _fetch_config(
+        FetchConfig,
+        source=source,
+        symbols=[s.strip() for s in symbols.split(",") if s.strip()],
+        start=start,
+        end=end,
+        interval=interval,
+        base_url=base_url,
+        store=store,
+        credentials=credentials,
+    )
+    src = make_source(cfg)
+    bar_store = BarStore(cfg.store)
+    end_ts = cfg.end if cfg.end is not None else pd_now()
+    for symbol in cfg.symbols:
+        r = update(bar_store, src, symbol, cfg.interval, cfg.start, end_ts)  # type: ignore[arg-type]
+        span = f"{r.first:%Y-%m-%d %H:%M} .. {r.last:%Y-%m-%d %H:%M}" if r.first else "empty"
+        typer.echo(f"{r.symbol:10} {r.new_rows:>8} new {r.total_rows:>9} stored  {span}  {r.path}")
+
+
+def _fetch_config(model: Any, **values: Any) -> Any:
+    """Flags validated like the YAML, with errors naming the flag."""
+    import pydantic
+
+    try:
+        return model.model_validate({k: v for k, v in values.items() if v is not None})
+    except pydantic.ValidationError as exc:
+        lines = dict.fromkeys(
+            f"--{str(e['loc'][0]).replace('_', '-')}: {e['msg']}" for e in exc.errors()
+        )
+        raise ConfigError("\n".join(lines)) from None
+
+
+def pd_now() -> Any:
+    import pandas as pd
+
+    return pd.Timestamp.now(tz="UTC")
 
 
 @app.command()

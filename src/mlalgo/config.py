@@ -12,7 +12,7 @@ import json
 import os
 import types
 import typing
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
@@ -35,12 +35,16 @@ class _Frozen(BaseModel):
 
 
 class FetchConfig(_Frozen):
-    source: Literal["sample", "file"] = "sample"
-    path: Path = Path("data/sample")
+    source: Literal["sample", "file", "binance", "alpaca"] = "sample"
+    path: Path = Path("data/sample")  # sample and file sources
+    columns: dict[str, str] = {}  # file source: mlalgo name -> column name in the file
     symbols: tuple[str, ...] = Field(("AAPL", "IBM", "MSFT"), min_length=1)
-    start: date | None = None
-    end: date | None = None
-    interval: Literal["1d"] = "1d"
+    start: date | datetime | None = None
+    end: date | datetime | None = None
+    interval: Literal["1m", "1h", "1d"] = "1d"
+    base_url: str | None = None  # network sources: the replay exchange, a testnet, production
+    store: Path = Path("data/bars")  # network sources are fetched through the bar store
+    credentials: Path | None = None  # a 0600 YAML file with API keys; else the environment
 
 
 class ValidateConfig(_Frozen):

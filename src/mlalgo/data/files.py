@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +15,28 @@ _SYMBOL_NAMES = ("symbol", "ticker")
 _ADJ_NAMES = ("adj close", "adj_close", "adjclose", "adjusted_close")
 
 
-def read_bar_file(path: str | Path, *, symbol: str | None = None) -> pd.DataFrame:
+def read_bar_file(
+    path: str | Path, *, symbol: str | None = None, columns: Mapping[str, str] | None = None
+) -> pd.DataFrame:
     """Read a bar file into the bar schema.
 
     Column names are matched case-insensitively (``Date``/``time``, ``Ticker``/``symbol``,
-    ``Open`` ...). A file without a symbol column is one symbol, named by ``symbol`` or the file
-    stem. When an adjusted-close column is present the bars are back-adjusted with it.
+    ``Open`` ...); ``columns`` maps mlalgo's names to other ones (``{"close": "Last"}``). A file
+    without a symbol column is one symbol, named by ``symbol`` or the file stem. When an
+    adjusted-close column is present the bars are back-adjusted with it.
     """
     path = Path(path)
     frame = _read_table(path)
+    if columns:
+        unknown = sorted(set(columns) - {"time", "symbol", "adj close", *COLUMNS})
+        absent = sorted(v for v in columns.values() if v not in frame.columns)
+        if unknown or absent:
+            raise BarError(
+                f"{path}: column mapping {dict(columns)} names "
+                + (f"unknown targets {unknown}" if unknown else f"columns {absent} the file lacks")
+                + f"; file columns are {list(frame.columns)}"
+            )
+        frame = frame.rename(columns={v: k for k, v in columns.items()})
     frame.columns = [str(c).strip().lower() for c in frame.columns]
     time_col = next((c for c in _TIME_NAMES if c in frame.columns), None)
     missing = [c for c in COLUMNS if c not in frame.columns]
