@@ -163,7 +163,7 @@ def predict(
 @app.command()
 @_friendly
 def fetch(
-    source: Annotated[str, typer.Option(help="binance | alpaca")],
+    source: Annotated[str, typer.Option(help="binance | alpaca | ccxt")],
     symbols: Annotated[str, typer.Option(help="comma-separated, e.g. BTCUSDT,ETHUSDT")],
     start: Annotated[str, typer.Option(help="first bar open time, UTC (2024-01-01 or ISO)")],
     interval: Annotated[str, typer.Option(help="1d | 1h | 1m")] = "1d",
@@ -171,6 +171,7 @@ def fetch(
     base_url: Annotated[str | None, typer.Option(help="API root, e.g. the replay exchange")] = None,
     store: Annotated[Path, typer.Option(help="bar store root")] = Path("data/bars"),
     credentials: Annotated[Path | None, typer.Option(help="0600 YAML file with API keys")] = None,
+    exchange: Annotated[str, typer.Option(help="ccxt exchange id, for --source ccxt")] = "binance",
 ) -> None:
     """Download bars into the store; only what is missing, atomically."""
     from mlalgo.config import FetchConfig
@@ -189,6 +190,7 @@ def fetch(
         base_url=base_url,
         store=store,
         credentials=credentials,
+        exchange=exchange,
     )
     src = make_source(cfg)
     bar_store = BarStore(cfg.store)

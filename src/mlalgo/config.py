@@ -35,7 +35,7 @@ class _Frozen(BaseModel):
 
 
 class FetchConfig(_Frozen):
-    source: Literal["sample", "file", "binance", "alpaca"] = "sample"
+    source: Literal["sample", "file", "binance", "alpaca", "ccxt"] = "sample"
     path: Path = Path("data/sample")  # sample and file sources
     columns: dict[str, str] = {}  # file source: mlalgo name -> column name in the file
     symbols: tuple[str, ...] = Field(("AAPL", "IBM", "MSFT"), min_length=1)
@@ -43,6 +43,7 @@ class FetchConfig(_Frozen):
     end: date | datetime | None = None
     interval: Literal["1m", "1h", "1d"] = "1d"
     base_url: str | None = None  # network sources: the replay exchange, a testnet, production
+    exchange: str = "binance"  # ccxt source: any ccxt exchange id
     store: Path = Path("data/bars")  # network sources are fetched through the bar store
     credentials: Path | None = None  # a 0600 YAML file with API keys; else the environment
 

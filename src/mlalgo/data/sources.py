@@ -69,6 +69,12 @@ def _alpaca(cfg: FetchConfig) -> Source:
     return AlpacaBars(load_credentials("alpaca", file=cfg.credentials), cfg.base_url or BASE_URL)
 
 
+def _ccxt(cfg: FetchConfig) -> Source:
+    from mlalgo.data.ccxt_source import CcxtSource
+
+    return CcxtSource(cfg.exchange, cfg.base_url)
+
+
 LOCAL: dict[str, Callable[[FetchConfig], Source]] = {
     "sample": lambda cfg: SampleSource(cfg.path),
     "file": lambda cfg: FileSource(cfg.path, dict(cfg.columns) or None),
@@ -76,6 +82,7 @@ LOCAL: dict[str, Callable[[FetchConfig], Source]] = {
 NETWORK: dict[str, Callable[[FetchConfig], Source]] = {
     "binance": _binance,
     "alpaca": _alpaca,
+    "ccxt": _ccxt,
 }
 
 
