@@ -3,7 +3,7 @@
 A gap, a price jump or a zero-volume bar can be real (a halted stock, a crash, a quiet minute),
 so these checks report and never drop: deleting a crash would flatter every backtest. They run on
 bars that already passed the schema checks in :mod:`mlalgo.bars` (sorted, unique, finite,
-positive) and return :class:`Problem` records; ``validate(..., strict=True)`` turns them into errors.
+positive) and return :class:`Problem` records; ``validate(..., strict=True)`` makes them errors.
 
 Gaps are judged against the interval and a calendar (:mod:`mlalgo.calendars`):
 
@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import pairwise
 from typing import Literal
 
 import numpy as np
@@ -103,7 +104,8 @@ def gaps(bars: pd.DataFrame, *, interval: str, calendar: str) -> list[Problem]:
             found += _session_gaps(symbol, times.normalize(), calendar, daily=True)
         else:
             local = times.tz_convert(NYSE_TZ)
-            found += _session_gaps(symbol, local.normalize().tz_localize("UTC"), calendar, False)
+            days = local.normalize().tz_localize(None).tz_localize("UTC")
+            found += _session_gaps(symbol, days, calendar, daily=False)
             found += _outside_hours(symbol, times, local)
     return found
 
@@ -163,7 +165,7 @@ def _symbol_blocks(bars: pd.DataFrame) -> Iterator[tuple[str, slice]]:
     codes = np.asarray(bars.index.codes[0])
     edges = [0, *(np.flatnonzero(codes[1:] != codes[:-1]) + 1).tolist(), len(codes)]
     symbols = bars.index.get_level_values("symbol")
-    for start, stop in zip(edges[:-1], edges[1:], strict=False):
+    for start, stop in pairwise(edges):
         if stop > start:
             yield str(symbols[start]), slice(start, stop)
 
@@ -194,13 +196,12 @@ def _grid_gaps(symbol: str, times: pd.DatetimeIndex, step: int, interval: str) -
     return found
 
 
-def _session_gaps(
-    symbol: str, days: pd.DatetimeIndex, calendar: str, daily: bool
-) -> list[Problem]:
+def _session_gaps(symbol: str, days: pd.DatetimeIndex, calendar: str, daily: bool) -> list[Problem]:
     """Sessions without a bar, in runs, and (for daily bars) bars on days that are no session."""
-    expected = sessions(calendar, days[0], days[-1])
+    unique_days = days.unique()
+    expected = sessions(calendar, unique_days[0], unique_days[-1])
     found = []
-    missing = ~expected.isin(days)
+    missing = ~expected.isin(unique_days)
     run_starts = np.flatnonzero(missing & ~np.r_[False, missing[:-1]])
     for start in run_starts:
         stop = start
@@ -208,6 +209,8 @@ def _session_gaps(
             stop += 1
         n = stop - start + 1
         span = f"{expected[start]:%Y-%m-%d}" + (f"..{expected[stop]:%Y-%m-%d}" if n > 1 else "")
+        before = unique_days[unique_days.searchsorted(expected[start]) - 1]
+        after = unique_days[unique_days.searchsorted(expected[stop])]
         found.append(
             Problem(
                 GAP,
@@ -215,27 +218,25 @@ def _session_gaps(
                 symbol,
                 _session_time(expected[start], daily),
                 f"{n} missing {calendar} session{'s' * (n > 1)}: {span} (previous bar "
-                f"{expected[start - 1]:%Y-%m-%d}, next {expected[stop + 1]:%Y-%m-%d})",
+                f"{before:%Y-%m-%d}, next {after:%Y-%m-%d})",
             )
         )
     if daily:
-        unique_days = days.unique()
         for day in unique_days[~unique_days.isin(expected)]:
             why = closed_reason(calendar, day.date())
             found.append(
-                Problem(
-                    OFF_SESSION, "warning", symbol, day, f"{day:%Y-%m-%d} is closed ({why})"
-                )
+                Problem(OFF_SESSION, "warning", symbol, day, f"{day:%Y-%m-%d} is closed ({why})")
             )
     return found
 
 
-def _outside_hours(
-    symbol: str, times: pd.DatetimeIndex, local: pd.DatetimeIndex
-) -> list[Problem]:
+def _outside_hours(symbol: str, times: pd.DatetimeIndex, local: pd.DatetimeIndex) -> list[Problem]:
     minutes = local.hour * 60 + local.minute
     opens, closes = (t.hour * 60 + t.minute for t in (NYSE_OPEN, NYSE_CLOSE))
-    closed_day = np.array([closed_reason("NYSE", d) is not None for d in local.date])
+    dates = local.normalize().tz_localize(None)
+    unique_dates = dates.unique()
+    closed = unique_dates[[closed_reason("NYSE", d.date()) is not None for d in unique_dates]]
+    closed_day = dates.isin(closed)
     outside = closed_day | (minutes < opens) | (minutes >= closes)
     return [
         Problem(

@@ -13,6 +13,8 @@ from typing import Protocol, runtime_checkable
 
 import pandas as pd
 
+from mlalgo.data.bar import Bar
+
 
 @runtime_checkable
 class Source(Protocol):
@@ -32,7 +34,9 @@ class PagedSource(Source, Protocol):
 
 @runtime_checkable
 class StreamSource(Source, Protocol):
-    def stream(self, symbols: Sequence[str], interval: str) -> AsyncIterator[pd.DataFrame]: ...
+    """Closed bars as they happen, as plain :class:`~mlalgo.data.bar.Bar` (no pandas needed)."""
+
+    def stream(self, symbols: Sequence[str], interval: str) -> AsyncIterator[Bar]: ...
 
 
 def utc(value: object) -> pd.Timestamp:
