@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from tqdm import tqdm
 
-from mlalgo.bars import make_bars, validate
+from mlalgo.bars import COLUMNS, make_bars, validate
 from mlalgo.data.base import PagedSource, Source, empty_bars, utc
 from mlalgo.data.intervals import interval_ms
 
@@ -87,9 +87,7 @@ class BarStore:
             stored = self.read(source, symbol, interval)
             merged = pd.concat([stored, bars]) if len(stored) else bars
             merged = merged[~merged.index.duplicated(keep="last")].sort_index()
-            table = pa.Table.from_pandas(
-                merged.reset_index(level="symbol", drop=True).reset_index(), preserve_index=False
-            ).replace_schema_metadata(
+            table = _to_table(merged).replace_schema_metadata(
                 {
                     "mlalgo.source": source,
                     "mlalgo.interval": interval,
@@ -105,6 +103,15 @@ class BarStore:
             finally:
                 tmp.unlink(missing_ok=True)
         return path
+
+
+def _to_table(bars: pd.DataFrame) -> pa.Table:
+    """Arrow table of one series: ``time`` (UTC, microseconds) and the five float columns."""
+    times = bars.index.get_level_values("time").tz_convert("UTC").as_unit("us")
+    columns = {"time": pa.array(times.tz_convert(None).to_numpy(), pa.timestamp("us", tz="UTC"))}
+    for col in COLUMNS:
+        columns[col] = pa.array(bars[col].to_numpy(dtype=np.float64))
+    return pa.table(columns)
 
 
 def missing_ranges(
