@@ -169,7 +169,7 @@ def test_flat_params_are_key_paths_with_string_values() -> None:
 
     assert flat["stages.train.num_leaves"] == "15"
     assert flat["stages.features.0.feature"] == "rsi"
-    assert flat["stages.validate.on_error"] == "raise"
+    assert flat["stages.validate.on_error"] == "fail"
     assert flat["stages.fetch.start"] == "2000-03-01"
 
 

@@ -18,6 +18,7 @@ import datetime as dt
 from functools import lru_cache
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 
 Calendar = Literal["24/7", "NYSE"]
@@ -115,10 +116,24 @@ def sessions(calendar: str, start: object, end: object) -> pd.DatetimeIndex:
     closed = set()
     for year in range(first.year, last.year + 1):
         closed.update(nyse_holidays(year))
-    is_open = (days.dayofweek < 5) & ~days.normalize().tz_localize(None).isin(
+    is_open = (days.day_of_week < 5) & ~days.normalize().tz_localize(None).isin(
         pd.DatetimeIndex(sorted(closed))
     )
     return days[is_open]
+
+
+def missing_sessions(calendar: str, days: pd.DatetimeIndex) -> list[pd.DatetimeIndex]:
+    """Runs of consecutive sessions, between the first and last of ``days``, with no day there.
+
+    >>> [r.strftime("%d").tolist() for r in missing_sessions("24/7", pd.DatetimeIndex(
+    ...     ["2024-01-01", "2024-01-04", "2024-01-05", "2024-01-07"], tz="UTC"))]
+    [['02', '03'], ['06']]
+    """
+    expected = sessions(calendar, days.min(), days.max())
+    missing = ~expected.isin(days)
+    starts = np.flatnonzero(missing & ~np.r_[False, missing[:-1]])
+    stops = np.flatnonzero(missing & ~np.r_[missing[1:], False]) + 1
+    return [expected[a:b] for a, b in zip(starts, stops, strict=True)]
 
 
 def _observed(day: dt.date) -> dt.date:

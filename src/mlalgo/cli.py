@@ -220,6 +220,92 @@ def pd_now() -> Any:
     return pd.Timestamp.now(tz="UTC")
 
 
+@app.command("validate")
+@_friendly
+def validate_cmd(
+    path: Annotated[Path, typer.Argument(help="CSV or Parquet bars")],
+    interval: Annotated[str | None, typer.Option(help="1d | 1h | 1m: also check for gaps")] = None,
+    calendar: Annotated[
+        str, typer.Option(help="NYSE | 24/7: sessions a gap is measured against")
+    ] = "24/7",
+    jump_sigma: Annotated[float, typer.Option(help="warn on moves beyond this many sigmas")] = 8.0,
+    strict: Annotated[bool, typer.Option(help="warnings count as errors")] = False,
+) -> None:
+    """Report every problem in a bar file; exit 1 when there are errors."""
+    from mlalgo.bars import validate_file
+    from mlalgo.quality import format_report
+
+    report = validate_file(
+        path, interval=interval, calendar=calendar, jump_sigma=jump_sigma, strict=strict
+    )
+    typer.echo(format_report(report))
+    if report.errors:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_friendly
+def reconcile(
+    a: Annotated[Path, typer.Argument(help="bars from one source (CSV or Parquet)")],
+    b: Annotated[Path, typer.Argument(help="the same symbols and range from another")],
+    rtol: Annotated[float, typer.Option(help="relative tolerance per value")] = 1e-6,
+    atol: Annotated[float, typer.Option(help="absolute tolerance per value")] = 0.0,
+    symbol: Annotated[str | None, typer.Option(help="compare only this symbol")] = None,
+) -> None:
+    """List bars missing from either side and bars whose values differ; exit 1 if any.
+
+    Two single-symbol files are compared as the same series whatever their names.
+    """
+    from mlalgo.data.files import read_bar_file
+    from mlalgo.reconcile import reconcile as compare
+
+    left, right = read_bar_file(a), read_bar_file(b)
+    if symbol is not None:
+        left, right = (_only(f, symbol, p) for f, p in ((left, a), (right, b)))
+    names = [sorted(set(f.index.get_level_values("symbol"))) for f in (left, right)]
+    if len(names[0]) == len(names[1]) == 1 and names[0] != names[1]:
+        right = right.rename(index={names[1][0]: names[0][0]}, level="symbol")
+    report = compare(left, right, rtol=rtol, atol=atol, names=(str(a), str(b)))
+    typer.echo(report.summary())
+    if not report.ok:
+        raise typer.Exit(1)
+
+
+def _only(bars: Any, symbol: str, path: Path) -> Any:
+    held = bars.index.get_level_values("symbol")
+    if symbol not in set(held):
+        raise BarError(f"{path}: no bars for {symbol}; it holds {sorted(set(held))}")
+    return bars.loc[held == symbol]
+
+
+exchange_app = typer.Typer(help="The replay exchange: stored bars served as an exchange API.")
+app.add_typer(exchange_app, name="exchange")
+
+
+@exchange_app.command("serve")
+@_friendly
+def exchange_serve(
+    data: Annotated[
+        Path, typer.Option(help="CSV or Parquet bars (Date/Open/High/Low/Close/Volume)")
+    ],
+    port: Annotated[int, typer.Option()] = 8900,
+    speed: Annotated[
+        float | None, typer.Option(help="replay speed (x real time); default static")
+    ] = None,
+    faults: Annotated[str, typer.Option(help="e.g. 429=0.05,5xx=0.05,drop=0.01,seed=7")] = "",
+    start: Annotated[str | None, typer.Option(help="replay clock start (with --speed)")] = None,
+    interval: Annotated[str | None, typer.Option(help="1d | 1h | 1m; default inferred")] = None,
+) -> None:
+    """Serve bars on 127.0.0.1 as Binance REST + WebSocket and Alpaca bars, with optional faults."""
+    from mlalgo.data.exchange import FaultSpec, serve
+
+    try:
+        spec = FaultSpec.parse(faults)
+    except ValueError as exc:
+        raise ConfigError(f"--faults: {exc}") from None
+    serve(data, port=port, speed=speed, faults=spec, start=start, interval=interval)
+
+
 @app.command()
 @_friendly
 def ui(

@@ -49,7 +49,10 @@ class FetchConfig(_Frozen):
 
 
 class ValidateConfig(_Frozen):
-    on_error: Literal["raise", "drop"] = "raise"
+    on_error: Literal["fail", "drop", "repair"] = "fail"
+    calendar: Literal["NYSE", "24/7"] = "24/7"  # which sessions a gap is measured against
+    jump_sigma: Annotated[float, Field(gt=0)] = 8.0  # warn on moves beyond this many robust sigmas
+    strict: bool = False  # treat warnings (gaps, jumps, zero volume) as errors
 
 
 class LabelConfig(_Frozen):

@@ -27,6 +27,7 @@ from mlalgo.backtest.walkforward import WalkForwardResult, oos_scores, walk_forw
 from mlalgo.bars import ValidationReport, validate
 from mlalgo.bundle import export_bundle
 from mlalgo.config import PipelineConfig, TrainConfig
+from mlalgo.data import intervals
 from mlalgo.data.sources import fetch
 from mlalgo.features.batch import compute
 from mlalgo.labels import make_labels
@@ -36,8 +37,6 @@ from mlalgo.policy import decide
 from mlalgo.tracking import Tracker, git_info
 
 log = logging.getLogger(__name__)
-
-PERIODS_PER_YEAR = {"1d": 252}
 
 
 @dataclass(frozen=True)
@@ -76,9 +75,21 @@ def make_estimator(cfg: TrainConfig, seed: int) -> LightGBMSignalClassifier:
 
 def load_bars(cfg: PipelineConfig) -> tuple[pd.DataFrame, ValidationReport]:
     """Fetch and validate: the edge where bad bars stop."""
-    fetched = cfg.stages.fetch
-    source = f"{fetched.source} source ({fetched.path})"
-    return validate(fetch(fetched), source=source, on_error=cfg.stages.validate_.on_error)
+    fetched, checks = cfg.stages.fetch, cfg.stages.validate_
+    where = fetched.base_url or fetched.path
+    return validate(
+        fetch(fetched),
+        source=f"{fetched.source} source ({where})",
+        on_error=checks.on_error,
+        interval=fetched.interval,
+        calendar=checks.calendar,
+        jump_sigma=checks.jump_sigma,
+        strict=checks.strict,
+    )
+
+
+def periods_per_year(cfg: PipelineConfig) -> int:
+    return intervals.periods_per_year(cfg.stages.fetch.interval, cfg.stages.validate_.calendar)
 
 
 def research(cfg: PipelineConfig, bars: pd.DataFrame) -> Research:
@@ -103,7 +114,7 @@ def research(cfg: PipelineConfig, bars: pd.DataFrame) -> Research:
         "cash": st.backtest.initial_cash,
         "cost": st.backtest.costs.cost_model(),
         "fill": st.backtest.fill,
-        "periods_per_year": PERIODS_PER_YEAR[st.fetch.interval],
+        "periods_per_year": periods_per_year(cfg),
     }
     strategy = run_portfolio(oos_bars, target, **common)
     buy_hold = run_portfolio(oos_bars, pd.Series(1.0, index=oos_bars.index), **common)
@@ -138,10 +149,7 @@ def run_pipeline(
     with tracker.run(f"{cfg.name}-{cfg.hash[:8]}", tags) as run:
         run.params(cfg.flat())
         run.text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config/pipeline.yaml")
-        run.dict(
-            {"rows_in": report.rows_in, "rows_out": report.rows_out, "dropped": report.dropped},
-            "data/validation.json",
-        )
+        run.dict(report.to_dict(), "data/validation.json")
         log.info("bars: %d rows, %d symbols", len(bars), bars.index.get_level_values(0).nunique())
         res = research(cfg, bars)
         metrics = {
@@ -151,7 +159,7 @@ def run_pipeline(
             "n_folds": float(len(res.walk_forward.folds)),
         }
         run.metrics(metrics)
-        ppy = PERIODS_PER_YEAR[cfg.stages.fetch.interval]
+        ppy = periods_per_year(cfg)
         folds = fold_table(
             res.walk_forward.folds,
             res.strategy.equity,

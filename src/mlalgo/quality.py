@@ -1,4 +1,4 @@
-"""Data-quality warnings: bars that are well-formed but suspicious.
+"""Problems as data, the validation report, and the warnings: bars well-formed but suspicious.
 
 A gap, a price jump or a zero-volume bar can be real (a halted stock, a crash, a quiet minute),
 so these checks report and never drop: deleting a crash would flatter every backtest. They run on
@@ -18,18 +18,40 @@ Gaps are judged against the interval and a calendar (:mod:`mlalgo.calendars`):
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import pairwise
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
 
-from mlalgo.calendars import NYSE_CLOSE, NYSE_OPEN, NYSE_TZ, closed_reason, sessions
+from mlalgo.calendars import (
+    NYSE_CLOSE,
+    NYSE_OPEN,
+    NYSE_TZ,
+    closed_reason,
+    missing_sessions,
+    sessions,
+)
 from mlalgo.data.intervals import interval_ms
 
 Severity = Literal["error", "warning"]
+
+NON_FINITE = "missing or non-finite values"
+NON_POSITIVE = "non-positive prices"
+HIGH_BELOW_LOW = "high < low"
+HIGH_BELOW_BODY = "high below open or close"
+LOW_ABOVE_BODY = "low above open or close"
+NEGATIVE_VOLUME = "negative volume"
+DUPLICATE = "duplicate times"
+OHLC_KINDS = (HIGH_BELOW_LOW, HIGH_BELOW_BODY, LOW_ABOVE_BODY)
+REPAIRS: dict[str, str] = {
+    **dict.fromkeys(OHLC_KINDS, "widen high and low to contain open and close"),
+    DUPLICATE: "keep the last bar of each time",
+}
+FIX = "fix the data, or set stages.validate.on_error: drop to skip them"
 
 GAP = "gap"
 JUMP = "price jump"
@@ -77,6 +99,102 @@ def stamp(time: pd.Timestamp) -> str:
     return "NaT" if pd.isna(time) else f"{time:%Y-%m-%dT%H:%MZ}"
 
 
+@dataclass(frozen=True)
+class ValidationReport:
+    """What :func:`validate` found in its input and what the policy did about it.
+
+    ``ok`` means the input had no errors; ``dropped`` and ``repaired`` count rows per kind.
+    """
+
+    source: str
+    rows_in: int
+    rows_out: int
+    problems: tuple[Problem, ...] = ()
+    dropped: dict[str, int] = field(default_factory=dict)
+    repaired: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def errors(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "error")
+
+    @property
+    def warnings(self) -> tuple[Problem, ...]:
+        return tuple(p for p in self.problems if p.severity == "warning")
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+    def counts(self) -> dict[str, int]:
+        """Problems per kind, in order of first appearance."""
+        return dict(Counter(p.kind for p in self.problems))
+
+    def summary(self) -> str:
+        """A few lines for people: counts per kind, the first of each, and the fix."""
+        lines = [
+            f"{self.source}: {self.rows_in} bars in, {self.rows_out} out; "
+            f"{len(self.errors)} errors, {len(self.warnings)} warnings"
+        ]
+        for kind, n in self.counts().items():
+            first = next(p for p in self.problems if p.kind == kind)
+            lines.append(
+                f"  {first.severity:<7} {kind}: {n} (first at {first.symbol} "
+                f"{stamp(first.time)}: {first.detail}); {fix(kind)}"
+            )
+        for name, counts in (("dropped", self.dropped), ("repaired", self.repaired)):
+            if counts:
+                lines.append(f"  {name}: " + ", ".join(f"{n} {k}" for k, n in counts.items()))
+        return "\n".join(lines)
+
+    def to_dict(self, max_problems: int = 1000) -> dict[str, Any]:
+        """JSON-able; lists the first ``max_problems`` problems and counts all of them."""
+        return {
+            "source": self.source,
+            "ok": self.ok,
+            "rows_in": self.rows_in,
+            "rows_out": self.rows_out,
+            "errors": len(self.errors),
+            "warnings": len(self.warnings),
+            "counts": self.counts(),
+            "dropped": dict(self.dropped),
+            "repaired": dict(self.repaired),
+            "problems": [p.to_dict() for p in self.problems[:max_problems]],
+            "problems_not_listed": max(0, len(self.problems) - max_problems),
+        }
+
+    def message(self, kinds: list[str]) -> str:
+        """One line per kind: ``{source}: 2 rows with high < low (first at BBB ...); fix``."""
+        lines = []
+        for kind in kinds:
+            found = [p for p in self.problems if p.kind == kind]
+            n, first = len(found), found[0]
+            what = f"{_count(n, 'gap')} in the bars" if kind == GAP else f"{n} rows with {kind}"
+            strict = "; or validate without strict" if kind in WARNING_FIXES else ""
+            lines.append(
+                f"{self.source}: {what} (first at {first.symbol} {stamp(first.time)}); "
+                f"{fix(kind)}{strict}"
+            )
+        return "\n".join(lines)
+
+
+def format_report(report: ValidationReport, limit: int = 20) -> str:
+    """The summary, the first ``limit`` problems and a verdict, for the command line."""
+    lines = [report.summary()]
+    for p in report.problems[:limit]:
+        lines.append(f"  {p.severity:<7} {p.symbol} {stamp(p.time)} {p.kind}: {p.detail}")
+    if len(report.problems) > limit:
+        lines.append(f"  ... and {len(report.problems) - limit} more")
+    verdict = "ok" if report.ok else f"FAILED: {len(report.errors)} errors"
+    return "\n".join([*lines, verdict])
+
+
+def fix(kind: str) -> str:
+    """What to do about a kind of problem."""
+    if kind in WARNING_FIXES:
+        return WARNING_FIXES[kind]
+    return FIX + (f", or repair to {REPAIRS[kind]}" if kind in REPAIRS else "")
+
+
 def find_warnings(
     bars: pd.DataFrame,
     *,
@@ -96,17 +214,19 @@ def find_warnings(
 def gaps(bars: pd.DataFrame, *, interval: str, calendar: str) -> list[Problem]:
     """Missing bars (one Problem per run of them) and bars outside the calendar's sessions."""
     step = interval_ms(interval) * 1_000_000
+    all_times = pd.DatetimeIndex(bars.index.get_level_values("time"))
     found: list[Problem] = []
-    for symbol, times in _symbol_times(bars):
+    for symbol, block in _symbol_blocks(bars):
+        times = all_times[block]
         if calendar == "24/7":
             found += _grid_gaps(symbol, times, step, interval)
         elif interval == "1d":
             found += _session_gaps(symbol, times.normalize(), calendar, daily=True)
         else:
             local = times.tz_convert(NYSE_TZ)
+            found += _outside_hours(symbol, times, local)
             days = local.normalize().tz_localize(None).tz_localize("UTC")
             found += _session_gaps(symbol, days, calendar, daily=False)
-            found += _outside_hours(symbol, times, local)
     return found
 
 
@@ -137,17 +257,12 @@ def jumps(bars: pd.DataFrame, *, sigma: float) -> list[Problem]:
             hits = np.flatnonzero((scale > 0) & (np.abs(ret) > sigma * scale))
         times = bars.index[block].get_level_values("time")
         for j in hits:
-            found.append(
-                Problem(
-                    JUMP,
-                    "warning",
-                    symbol,
-                    times[j + 1],
-                    f"close {c[j]:.6g} -> {c[j + 1]:.6g}: log return {ret[j]:+.3f} is "
-                    f"{abs(ret[j]) / scale[j]:.1f} x the robust scale {scale[j]:.3g} of the "
-                    f"previous {JUMP_WINDOW} returns (limit {sigma:g})",
-                )
+            detail = (
+                f"close {c[j]:.6g} -> {c[j + 1]:.6g} ({np.expm1(ret[j]):+.1%}): |log return| "
+                f"{abs(ret[j]):.3f} is {abs(ret[j]) / scale[j]:.1f} x the robust scale "
+                f"{scale[j]:.3g} of the previous {JUMP_WINDOW} returns (limit {sigma:g})"
             )
+            found.append(Problem(JUMP, "warning", symbol, times[j + 1], detail))
     return found
 
 
@@ -170,59 +285,35 @@ def _symbol_blocks(bars: pd.DataFrame) -> Iterator[tuple[str, slice]]:
             yield str(symbols[start]), slice(start, stop)
 
 
-def _symbol_times(bars: pd.DataFrame) -> Iterator[tuple[str, pd.DatetimeIndex]]:
-    times = pd.DatetimeIndex(bars.index.get_level_values("time"))
-    for symbol, block in _symbol_blocks(bars):
-        yield symbol, times[block]
-
-
 def _grid_gaps(symbol: str, times: pd.DatetimeIndex, step: int, interval: str) -> list[Problem]:
-    ns = times.as_unit("ns").asi8
-    delta = np.diff(ns)
+    delta = np.diff(times.as_unit("ns").asi8)
     found = []
     for j in np.flatnonzero(delta > step):
-        missing = int(-(-delta[j] // step)) - 1
-        first = times[j] + pd.Timedelta(step, unit="ns")
-        found.append(
-            Problem(
-                GAP,
-                "warning",
-                symbol,
-                first,
-                f"{missing} missing {interval} bar{'s' * (missing > 1)} between "
-                f"{stamp(times[j])} and {stamp(times[j + 1])}",
-            )
+        missing = int(-(-delta[j] // step)) - 1  # ceil: an off-grid bar still leaves a hole
+        detail = (
+            f"{_count(missing, f'missing {interval} bar')} between "
+            f"{stamp(times[j])} and {stamp(times[j + 1])}"
         )
+        first = times[j] + pd.Timedelta(step, unit="ns")
+        found.append(Problem(GAP, "warning", symbol, first, detail))
     return found
 
 
 def _session_gaps(symbol: str, days: pd.DatetimeIndex, calendar: str, daily: bool) -> list[Problem]:
-    """Sessions without a bar, in runs, and (for daily bars) bars on days that are no session."""
-    unique_days = days.unique()
-    expected = sessions(calendar, unique_days[0], unique_days[-1])
+    """Runs of sessions without a bar, and (for daily bars) bars on days that are no session."""
+    days = days.unique()
     found = []
-    missing = ~expected.isin(unique_days)
-    run_starts = np.flatnonzero(missing & ~np.r_[False, missing[:-1]])
-    for start in run_starts:
-        stop = start
-        while stop + 1 < len(expected) and missing[stop + 1]:
-            stop += 1
-        n = stop - start + 1
-        span = f"{expected[start]:%Y-%m-%d}" + (f"..{expected[stop]:%Y-%m-%d}" if n > 1 else "")
-        before = unique_days[unique_days.searchsorted(expected[start]) - 1]
-        after = unique_days[unique_days.searchsorted(expected[stop])]
-        found.append(
-            Problem(
-                GAP,
-                "warning",
-                symbol,
-                _session_time(expected[start], daily),
-                f"{n} missing {calendar} session{'s' * (n > 1)}: {span} (previous bar "
-                f"{before:%Y-%m-%d}, next {after:%Y-%m-%d})",
-            )
+    for run in missing_sessions(calendar, days):
+        span = f"{run[0]:%Y-%m-%d}" + (f"..{run[-1]:%Y-%m-%d}" if len(run) > 1 else "")
+        before, after = days[days.searchsorted(run[0]) - 1], days[days.searchsorted(run[-1])]
+        detail = (
+            f"{_count(len(run), f'missing {calendar} session')}: {span} "
+            f"(previous bar {before:%Y-%m-%d}, next {after:%Y-%m-%d})"
         )
+        at = run[0] if daily else _at_open(run[0])
+        found.append(Problem(GAP, "warning", symbol, at, detail))
     if daily:
-        for day in unique_days[~unique_days.isin(expected)]:
+        for day in days[~days.isin(sessions(calendar, days[0], days[-1]))]:
             why = closed_reason(calendar, day.date())
             found.append(
                 Problem(OFF_SESSION, "warning", symbol, day, f"{day:%Y-%m-%d} is closed ({why})")
@@ -233,27 +324,25 @@ def _session_gaps(symbol: str, days: pd.DatetimeIndex, calendar: str, daily: boo
 def _outside_hours(symbol: str, times: pd.DatetimeIndex, local: pd.DatetimeIndex) -> list[Problem]:
     minutes = local.hour * 60 + local.minute
     opens, closes = (t.hour * 60 + t.minute for t in (NYSE_OPEN, NYSE_CLOSE))
-    dates = local.normalize().tz_localize(None)
-    unique_dates = dates.unique()
-    closed = unique_dates[[closed_reason("NYSE", d.date()) is not None for d in unique_dates]]
-    closed_day = dates.isin(closed)
-    outside = closed_day | (minutes < opens) | (minutes >= closes)
+    days = local.normalize().tz_localize(None).tz_localize("UTC")
+    outside = ~days.isin(sessions("NYSE", days[0], days[-1])) | (minutes < opens)
+    hours = f"{NYSE_OPEN:%H:%M}-{NYSE_CLOSE:%H:%M} on sessions"
     return [
         Problem(
             OFF_SESSION,
             "warning",
             symbol,
             times[j],
-            f"{local[j]:%Y-%m-%d %H:%M} New York is outside NYSE regular hours "
-            f"({NYSE_OPEN:%H:%M}-{NYSE_CLOSE:%H:%M} on sessions)",
+            f"{local[j]:%Y-%m-%d %H:%M} New York, not {hours}",
         )
-        for j in np.flatnonzero(outside)
+        for j in np.flatnonzero(outside | (minutes >= closes))
     ]
 
 
-def _session_time(day: pd.Timestamp, daily: bool) -> pd.Timestamp:
-    """A missing daily session is stamped at its UTC midnight, an intraday one at the open."""
-    if daily:
-        return day
-    opening = pd.Timestamp.combine(day.date(), NYSE_OPEN).tz_localize(NYSE_TZ)
-    return opening.tz_convert("UTC")
+def _at_open(day: pd.Timestamp) -> pd.Timestamp:
+    """A missing intraday session is stamped at its opening bell, in UTC."""
+    return pd.Timestamp.combine(day.date(), NYSE_OPEN).tz_localize(NYSE_TZ).tz_convert("UTC")
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'' if n == 1 else 's'}"

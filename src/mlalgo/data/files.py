@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 
 from mlalgo.bars import COLUMNS, BarError, make_bars
 
@@ -54,8 +55,10 @@ def read_bar_file(
     if adj_col is not None:
         frame = back_adjust(frame, adj_col)
     if sym_col is None:
-        return make_bars(frame, symbol=symbol or path.stem.upper())
-    return make_bars(frame)
+        return make_bars(
+            frame, symbol=symbol or _stored_symbol(path) or path.stem.upper(), source=str(path)
+        )
+    return make_bars(frame, source=str(path))
 
 
 def back_adjust(frame: pd.DataFrame, adj_col: str) -> pd.DataFrame:
@@ -70,6 +73,15 @@ def back_adjust(frame: pd.DataFrame, adj_col: str) -> pd.DataFrame:
         out[col] = out[col].to_numpy(dtype=np.float64) * ratio
     out["volume"] = out["volume"].to_numpy(dtype=np.float64) / ratio
     return out
+
+
+def _stored_symbol(path: Path) -> str | None:
+    """The symbol a bar-store file records in its metadata (its name is only the interval)."""
+    if path.suffix.lower() != ".parquet":
+        return None
+    meta = pq.read_schema(path).metadata or {}
+    value = meta.get(b"mlalgo.symbol")
+    return value.decode() if value else None
 
 
 def _read_table(path: Path) -> pd.DataFrame:

@@ -33,3 +33,23 @@ def from_alpaca(timeframe: str) -> str:
     raise ValueError(
         f"unsupported Alpaca timeframe {timeframe!r}; expected {sorted(ALPACA.values())}"
     )
+
+
+# Bars per trading day, and trading days per year, by calendar: annualising a Sharpe ratio needs
+# both (an NYSE hour bar is not a crypto hour bar).
+BARS_PER_DAY: dict[str, dict[str, int]] = {
+    "NYSE": {"1d": 1, "1h": 7, "1m": 390},
+    "24/7": {"1d": 1, "1h": 24, "1m": 1440},
+}
+DAYS_PER_YEAR: dict[str, int] = {"NYSE": 252, "24/7": 365}
+
+
+def periods_per_year(interval: str, calendar: str) -> int:
+    """Bars in a year of ``calendar`` at ``interval``: 252 NYSE days, 8760 crypto hours."""
+    try:
+        return DAYS_PER_YEAR[calendar] * BARS_PER_DAY[calendar][interval]
+    except KeyError:
+        raise ValueError(
+            f"no annualisation for interval {interval!r} on calendar {calendar!r}; "
+            f"calendars: {', '.join(DAYS_PER_YEAR)}; intervals: {', '.join(INTERVAL_MS)}"
+        ) from None
