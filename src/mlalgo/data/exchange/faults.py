@@ -69,7 +69,7 @@ class FaultSpec:
     @classmethod
     def uniform(cls, rate: float, **kw: float) -> FaultSpec:
         """Every fault kind at ``rate``; ``kw`` sets the other fields."""
-        return cls(**{_field(k): rate for k in KINDS}, **kw)
+        return cls(**({_field(k): rate for k in KINDS} | kw))
 
     def any(self) -> bool:
         return any(getattr(self, _field(k)) > 0 for k in KINDS)
