@@ -74,3 +74,58 @@ def test_reconcile_lists_a_changed_and_a_missing_bar(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert f"{changed_day}T00:00Z open" in result.output
     assert missing_day in result.output
+
+
+def test_exchange_serve_refuses_a_bad_fault_spec() -> None:
+    result = CliRunner().invoke(
+        app, ["exchange", "serve", "--data", str(SP500), "--faults", "429=0.1,teapot=0.5"]
+    )
+
+    assert result.exit_code == 2
+    assert result.output.startswith("error: --faults:") and "teapot" in result.output
+
+
+def test_exchange_serve_answers_as_binance_and_stops_on_sigterm() -> None:
+    import json
+    import signal
+    import socket
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "mlalgo.cli",
+            "exchange",
+            "serve",
+            "--data",
+            str(SP500),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/api/v3/klines?symbol=SP500&interval=1d&limit=2"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(url, timeout=5) as resp:
+                    rows = json.loads(resp.read())
+                break
+            except OSError:
+                assert proc.poll() is None and time.monotonic() < deadline, "server never came up"
+                time.sleep(0.2)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out = proc.communicate(timeout=30)[0].decode()
+
+    assert len(rows) == 2 and rows[-1][4] == "2506.850098"  # the sample's last close, 2018-12-31
+    assert proc.returncode == 0, out

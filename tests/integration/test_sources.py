@@ -166,8 +166,7 @@ def test_ccxt_fetches_the_same_bars_through_the_client_library(
     from mlalgo.data.ccxt_source import CcxtSource
 
     store = BarStore(tmp_path / "bars")
-    faults = FaultSpec(rate_429=0.1, rate_5xx=0.1, retry_after=0, seed=5)
-    with ReplayExchange(stocks, interval="1d", faults=faults) as ex:
+    with ReplayExchange(stocks, interval="1d", faults=FaultSpec(**REST_FAULTS)) as ex:
         src = CcxtSource("binance", ex.url, retry=FAST, limit=800, seed=3)
         update(store, src, "AAPL", "1d", START, END, progress=False)
         same_bars(store.read("ccxt-binance", "AAPL", "1d"), ex.served("AAPL"))
@@ -264,3 +263,19 @@ def test_the_pipeline_fetch_stage_over_the_wire_equals_the_sample(
 
     pd.testing.assert_frame_equal(remote, local)
     assert data_hash(remote) == data_hash(local)
+
+
+def test_websocket_client_answers_pings_so_a_quiet_connection_stays_open() -> None:
+    """The server closes a connection that leaves its pings unanswered for 3 ping intervals."""
+    bars = minute_bars(seed=2)
+    with ReplayExchange(bars, interval="1m", speed=60 * 10, ping_interval=0.2) as ex:
+        stream = BinanceStream(
+            ex.ws_url,
+            BinanceREST(ex.url, retry=FAST),
+            reconnect=RetryPolicy(backoff=0.01, max_backoff=0.1),
+            seed=3,
+        )
+        got = asyncio.run(collect(stream, 25, timeout=30))  # about 2.5 s: 12 ping intervals
+
+    assert stream.stats["connects"] == 1
+    assert (np.diff([b.open_ms for b in got]) == 60_000).all()

@@ -4,7 +4,8 @@ Symbols are the exchange's market ids (``BTCUSDT``) or ccxt's unified names (``B
 are stored under the market id, so the same series fetched over REST or through ccxt lands in a
 comparable file. ``base_url`` rewrites every API URL of the exchange to another origin (the
 replay exchange, a testnet). ccxt raises ``OperationFailed`` for network trouble and malformed
-responses, which are retried with backoff; ``ExchangeError`` means the request itself is wrong.
+responses (made strict here: ccxt alone reads a truncated body as an empty page), which are
+retried with backoff; ``ExchangeError`` means the request itself is wrong.
 """
 
 from __future__ import annotations
@@ -46,6 +47,20 @@ def rewrite_urls(urls: Any, base_url: str) -> Any:
     return urls
 
 
+def _strict_json(exchange: Any, ccxt: Any) -> None:
+    """Make an unparseable body an error: ccxt returns None for it, which reads as "no bars"
+    and would end a paged fetch early without a word (a truncated response does exactly that)."""
+    parse = exchange.parse_json
+
+    def strict(http_response: str) -> Any:
+        value = parse(http_response)
+        if value is None and isinstance(http_response, str) and http_response.strip():
+            raise ccxt.BadResponse(f"{exchange.id}: response is not valid JSON")
+        return value
+
+    exchange.parse_json = strict
+
+
 class CcxtSource:
     """Closed OHLCV bars from a ccxt exchange, paged by ``since``."""
 
@@ -70,12 +85,14 @@ class CcxtSource:
                 "fetchCurrencies": False,
                 "adjustForTimeDifference": False,
             }
+        self.retry = retry or RetryPolicy()
+        options["timeout"] = int(self.retry.timeout * 1000)  # ccxt counts milliseconds
         self.exchange = getattr(ccxt, exchange)(options)
+        _strict_json(self.exchange, ccxt)
         if base_url:
             self.exchange.urls["api"] = rewrite_urls(self.exchange.urls["api"], base_url)
         self.name = f"ccxt-{exchange}"
         self.limit = limit
-        self.retry = retry or RetryPolicy()
         self._rng = random.Random(seed)
         self._sleep = sleep
         self._ccxt = ccxt
