@@ -22,7 +22,8 @@ from aiohttp import web
 
 from mlalgo.bars import COLUMNS, INDEX
 from mlalgo.data.exchange.alpaca import AlpacaBars
-from mlalgo.data.exchange.binance import BinanceRest, BinanceStreams, dumps
+from mlalgo.data.exchange.binance import BinanceRest, dumps
+from mlalgo.data.exchange.binance_stream import BinanceStreams
 from mlalgo.data.exchange.clock import Book, infer_interval, make_clock
 from mlalgo.data.exchange.faults import KINDS, REST_KINDS, FaultSpec
 from mlalgo.data.files import read_bar_file
