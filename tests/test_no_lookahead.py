@@ -101,3 +101,24 @@ def test_positions_follow_decisions_one_bar_later(baseline) -> None:
         changed = (target.shift(1) != target.shift(2)) & target.shift(1).notna()
         assert (held[changed] == wanted_before[changed]).all()
         assert held.iloc[0] == 0  # nothing can be held on the first out-of-sample bar
+
+
+def test_labels_are_the_only_outputs_that_read_past_t_and_only_by_their_reach(baseline) -> None:
+    """Scrambling bars after t leaves features, predictions and positions at or before t alone
+    (above), while labels of the last ``reach`` bars before t do change: labels, and only
+    labels, look forward, exactly as far as they declare."""
+    from mlalgo.labels import reach
+
+    cfg, bars, base = baseline
+    times = bars.index.get_level_values("time").unique()
+    t = times[times.searchsorted(pd.Timestamp(CUTS[0], tz="UTC"))]
+    after = times[times.searchsorted(t) + 1]
+    res = research(cfg, scramble_from(bars, after, seed=7))
+    r = reach(cfg.stages.label.horizon, cfg.stages.label.entry)
+    safe = times[times.searchsorted(after) - r - 1]
+
+    old, new = upto(base.labels["ret"], t), upto(res.labels["ret"], t)
+    pd.testing.assert_series_equal(upto(new, safe), upto(old, safe))
+    changed = ~np.isclose(old.to_numpy(), new.to_numpy(), equal_nan=True)
+    assert changed.any(), "labels near t read bars after t"
+    assert (new.index.get_level_values("time")[changed] > safe).all()

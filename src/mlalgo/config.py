@@ -56,9 +56,13 @@ class ValidateConfig(_Frozen):
 
 
 class LabelConfig(_Frozen):
-    kind: Literal["forward_sign"] = "forward_sign"
+    kind: Literal["forward_sign", "triple_barrier"] = "forward_sign"
     horizon: PositiveInt = 1
     entry: Literal["next_open", "close"] = "next_open"
+    dead_zone: Annotated[float, Field(ge=0)] = 0.0  # forward_sign: |return| <= this: no label
+    profit_take: Annotated[float, Field(gt=0)] = 1.0  # triple_barrier: x volatility over horizon
+    stop_loss: Annotated[float, Field(gt=0)] = 1.0
+    vol_window: Annotated[int, Field(ge=2)] = 20  # bars of realised volatility for the barriers
 
 
 class TrainConfig(_Frozen):

@@ -96,7 +96,7 @@ def research(cfg: PipelineConfig, bars: pd.DataFrame) -> Research:
     """Features, labels, walk-forward predictions, and backtests of the strategy and buy & hold."""
     st = cfg.stages
     features = compute(cfg.feature_spec, bars)
-    labels = make_labels(bars, horizon=st.label.horizon, entry=st.label.entry)
+    labels = make_labels(bars, **st.label.model_dump())
     splitter = PurgedWalkForward(
         min_train=st.backtest.min_train_bars,
         step=st.backtest.retrain_every,
