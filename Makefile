@@ -7,7 +7,7 @@ PIPELINE ?= pipelines/train.yaml
 
 export MLFLOW_DISABLE_TELEMETRY = true
 
-.PHONY: venv run test lint format ui clean
+.PHONY: venv run test bench format ui clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -21,13 +21,18 @@ run: venv            ## the default job on the bundled real sample
 	$(BIN)/mlalgo run $(PIPELINE)
 
 test: venv           ## the whole suite, lint included
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 	$(BIN)/pytest
 
+bench: venv          ## speed against peer libraries, measured in the same run
+	$(BIN)/python -m benchmarks.bench_kernels
+	$(BIN)/python -m benchmarks.bench_online
+	$(BIN)/python -m benchmarks.bench_spec
+
 format: venv
-	$(BIN)/ruff format src tests
-	$(BIN)/ruff check --fix src tests
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
 
 ui: venv             ## MLflow UI on http://127.0.0.1:5000
 	$(BIN)/mlalgo ui --port 5000

@@ -1,8 +1,11 @@
-"""Tests for mlalgo.features.kernels against independent plain numpy/Python references."""
+"""Tests for mlalgo.features.kernels against independent references: plain NumPy/Python, and
+per-window two-pass numba loops where a million values must be checked."""
 
 from __future__ import annotations
 
 import csv
+import doctest
+import importlib
 import math
 from collections.abc import Callable
 from functools import cache
@@ -12,9 +15,11 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from numba import njit
 from numpy.lib.stride_tricks import sliding_window_view
 
 from mlalgo.features import kernels as K
+from mlalgo.features.kernels.dispersion import _std_long_into, _std_short_into
 
 DATA = Path(__file__).resolve().parents[2] / "data" / "sample" / "stocks_daily.csv"
 
@@ -195,6 +200,31 @@ def test_rsi_degenerate_cases() -> None:
     assert np.all(K.rsi(np.arange(10.0, 0.0, -1.0), 3)[3:] == 0.0)
 
 
+def test_atr_hand_example() -> None:
+    # true ranges from index 1: max(12-10, |12-10|, |10-10|) = 2, then max(3, 3, 0) = 3, then
+    # max(1, |13-13|, |12-13|) = 1; n = 2: seed (2 + 3) / 2 = 2.5, then (2.5 * 1 + 1) / 2 = 1.75
+    got = K.atr([11.0, 12.0, 14.0, 13.0], [9.0, 10.0, 11.0, 12.0], [10.0, 11.0, 13.0, 12.5], 2)
+    np.testing.assert_allclose(got, [np.nan, np.nan, 2.5, 1.75], rtol=1e-12)
+
+
+def test_atr_counts_gaps_from_the_previous_close() -> None:
+    # bar 1 trades 20..21 after a close at 10: its range is 1 but its true range is 11
+    got = K.atr([10.0, 21.0], [10.0, 20.0], [10.0, 20.5], 1)
+    np.testing.assert_allclose(got, [np.nan, 11.0])
+
+
+def test_bollinger_b_hand_example() -> None:
+    # n = 3, k = 1: window (1, 2, 6): mean 3, population sd sqrt(14/3); close 6 is
+    # (6 - 3) / sd above the mean, so %b = 0.5 + 3 / (2 sd)
+    got = K.bollinger_b([1.0, 2.0, 6.0, 6.0, 6.0, 6.0], 3, k=1.0)
+    sd = math.sqrt(14 / 3)
+    np.testing.assert_allclose(got[:3], [np.nan, np.nan, 0.5 + 3 / (2 * sd)], rtol=1e-12)
+    assert np.isnan(got[-1])  # a flat window has no band
+    x = _gbm(500, seed=9)
+    expected = (x - (K.sma(x, 20) - 2 * K.rolling_std(x, 20))) / (4 * K.rolling_std(x, 20))
+    np.testing.assert_allclose(K.bollinger_b(x, 20), expected, rtol=1e-9, atol=1e-12)
+
+
 def test_log_return_hand_example() -> None:
     got = K.log_return([1.0, math.e, math.e**3, 1.0], k=1)
     np.testing.assert_allclose(got, [np.nan, 1.0, 2.0, -3.0], rtol=1e-12)
@@ -208,6 +238,8 @@ KERNELS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {
     "sma": (lambda x: K.sma(x, 4), 3),
     "ema": (lambda x: K.ema(x, 4), 3),
     "rolling_std": (lambda x: K.rolling_std(x, 4), 3),
+    "rolling_std_long": (lambda x: K.rolling_std(x, 20), 19),
+    "sma_long": (lambda x: K.sma(x, 20), 19),
     "rsi": (lambda x: K.rsi(x, 4), 4),
     "log_return": (lambda x: K.log_return(x, 3), 3),
     "realised_vol": (lambda x: K.realised_vol(x, 4), 4),
@@ -218,6 +250,8 @@ KERNELS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {
     "ar1_resid": (lambda x: K.ar1(x, 4).resid, 4),
     "ar1_zscore": (lambda x: K.ar1_zscore(x, 4), 4),
     "ar1_half_life": (lambda x: K.ar1(x, 4).half_life, 4),
+    "bollinger_b": (lambda x: K.bollinger_b(x, 4), 3),
+    "atr": (lambda x: K.atr(np.multiply(x, 1.01), np.multiply(x, 0.99), x, 4), 4),
 }
 
 
@@ -331,6 +365,16 @@ def test_inputs_not_mutated_and_read_only_accepted(name: str) -> None:
         (lambda: K.dist_ma([1.0, 2.0], 2, kind="wma"), r"kind must be 'sma' or 'ema'"),
         (lambda: K.ar1([1.0, 2.0], 2), r"ar1: window must be an integer >= 3, got 2"),
         (lambda: K.sma(np.ones((3, 2)), 2), r"sma: x must be a 1-D array, got shape \(3, 2\)"),
+        (lambda: K.rsi(5.0, 2), r"rsi: x must be a 1-D array, got shape \(\)"),
+        (lambda: K.bollinger_b([1.0, 2.0], 1), r"bollinger_b: n must be an integer >= 2"),
+        (lambda: K.bollinger_b([1.0], 2, k=0), r"bollinger_b: k must be a positive finite number"),
+        (lambda: K.bollinger_b([1.0], 2, k=np.inf), r"k must be a positive finite number, got inf"),
+        (lambda: K.bollinger_b([1.0], 2, k=True), r"k must be a positive finite number, got True"),
+        (lambda: K.atr([1.0], [1.0], [1.0], 0), r"atr: n must be an integer >= 1, got 0"),
+        (
+            lambda: K.atr([2.0, 3.0], [1.0], [1.5, 2.5], 1),
+            r"atr: high, low and close must have the same length, got 2, 1 and 2",
+        ),
     ],
 )
 def test_invalid_arguments_raise(call: Callable[[], object], message: str) -> None:
@@ -394,3 +438,183 @@ def test_ar1_half_life_nan_when_trending() -> None:
     assert np.all(fit.beta[30:] > 1.0)
     assert np.all(np.isnan(fit.half_life))
     assert not np.any(np.isnan(fit.zscore[30:]))
+
+
+# ---------------------------------------------------------------- 8. O(1) kernels, long and hostile
+
+
+@njit(cache=True)
+def _two_pass_std(x: np.ndarray, n: int) -> np.ndarray:
+    """Reference: mean, then the mean squared deviation, per window."""
+    out = np.full(x.size, np.nan)
+    for t in range(n - 1, x.size):
+        w = x[t - n + 1 : t + 1]
+        mean = w.sum() / n
+        out[t] = math.sqrt(((w - mean) ** 2).sum() / n)
+    return out
+
+
+@njit(cache=True)
+def _two_pass_ar1(x: np.ndarray, w: int) -> np.ndarray:
+    """Reference: per window, exact means, then centred moments, then residuals.
+
+    Rows: alpha, beta, resid, zscore, half_life.
+    """
+    out = np.full((5, x.size), np.nan)
+    for t in range(w, x.size):
+        mx = 0.0
+        my = 0.0
+        for s in range(t - w + 1, t + 1):
+            mx += x[s - 1]
+            my += x[s]
+        mx /= w
+        my /= w
+        sxx = sxy = syy = 0.0
+        for s in range(t - w + 1, t + 1):
+            dx = x[s - 1] - mx
+            dy = x[s] - my
+            sxx += dx * dx
+            sxy += dx * dy
+            syy += dy * dy
+        if sxx == 0.0:
+            continue
+        b = sxy / sxx
+        ssr = 0.0
+        r = 0.0
+        for s in range(t - w + 1, t + 1):
+            r = (x[s] - my) - b * (x[s - 1] - mx)
+            ssr += r * r
+        sd = math.sqrt(ssr / (w - 2))
+        out[0, t] = my - b * mx
+        out[1, t] = b
+        out[2, t] = r
+        if sd > 1e-10 * math.sqrt(syy / w):
+            out[3, t] = r / sd
+        if 0.0 < b < 1.0:
+            out[4, t] = -math.log(2.0) / math.log(b)
+    return out
+
+
+def _assert_ar1_matches_two_pass(x: np.ndarray, w: int, atol: float = 1e-12) -> None:
+    """Equal to ``rtol=1e-8`` plus ``atol`` times each field's largest magnitude."""
+    fit = K.ar1(x, w)
+    ref = _two_pass_ar1(x, w)
+    for i, field in enumerate(("alpha", "beta", "resid", "zscore")):
+        got, expected = getattr(fit, field), ref[i]
+        np.testing.assert_array_equal(np.isnan(got), np.isnan(expected), err_msg=field)
+        scale = np.nanmax(np.abs(expected))
+        np.testing.assert_allclose(got, expected, rtol=1e-8, atol=atol * scale, err_msg=field)
+    # The half-life -ln 2 / ln(beta) is ill-conditioned as beta -> 1 (its relative error is that
+    # of beta over 1 - beta), where any two exact fits disagree; compare its reciprocal, the
+    # decay rate per bar, which is as well conditioned as beta.
+    np.testing.assert_array_equal(np.isnan(fit.half_life), np.isnan(ref[4]))
+    np.testing.assert_allclose(1 / fit.half_life, 1 / ref[4], rtol=1e-8, atol=1e-12)
+
+
+def _random_walk(n: int, seed: int, start: float, vol: float) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return start + np.cumsum(rng.normal(0.0, vol, n))
+
+
+@pytest.mark.parametrize(
+    "series",
+    [
+        pytest.param(lambda: _random_walk(1_000_000, 21, math.log(100.0), 1e-3), id="log_price"),
+        pytest.param(lambda: np.exp(_random_walk(1_000_000, 22, math.log(1e4), 2e-4)), id="1e4"),
+    ],
+)
+def test_ar1_matches_exact_fit_over_a_million_values(series: Callable[[], np.ndarray]) -> None:
+    x = series()
+    for w in (60, 500):
+        _assert_ar1_matches_two_pass(x, w)
+
+
+def test_ar1_matches_exact_fit_across_jumps_flats_and_exact_fits() -> None:
+    """Windows where O(1) sums lose digits: each must still equal the exact fit.
+
+    After the drop, prices sit 1e4 spreads above 0, so a z-score near 0 is only defined to about
+    1e-11 by any float64 fit, the reference included: values are compared to 1e-11 of their
+    scale there, not 1e-12.
+    """
+    rng = np.random.default_rng(4)
+    x = np.concatenate(
+        [
+            1e4 + np.cumsum(rng.normal(0.0, 1.0, 400)),
+            np.full(80, 1e4),  # flat: constant regressor, then constant target
+            100.0 + np.cumsum(rng.normal(0.0, 1e-3, 400)),  # a 100x drop, then quiet
+            2.0 + 2.0 ** np.arange(12.0, 0.0, -1.0),  # an exact AR(1): beta = 0.5, no residual
+            1e-3 * rng.normal(size=300),  # noise around 0
+        ]
+    )
+    for w in (5, 30, 100):
+        _assert_ar1_matches_two_pass(x, w, atol=1e-11)
+
+
+@pytest.mark.parametrize("n", [14, 200])
+def test_rolling_std_matches_two_pass_over_a_million_values(n: int) -> None:
+    x = np.exp(_random_walk(1_000_000, 23, math.log(1e4), 2e-4))
+    np.testing.assert_allclose(K.rolling_std(x, n), _two_pass_std(x, n), rtol=1e-9)
+
+
+@pytest.mark.parametrize("n", [2, 3, 15, 16, 17, 64, 333])
+def test_rolling_std_short_and_long_window_paths_agree_bit_for_bit(n: int) -> None:
+    """Two loop layouts, picked by window length for speed, doing the same sums in one order."""
+    x = _gbm(5_003, seed=13)
+    short, long = np.empty(x.size), np.empty(x.size)
+
+    _std_short_into(x, n, short)
+    _std_long_into(x, n, long)
+
+    np.testing.assert_array_equal(short, long)
+
+
+def test_rolling_std_survives_a_jump_and_a_volatility_collapse() -> None:
+    """Running sums of x and x^2 keep the jump's rounding for ever; ours never subtract it."""
+    rng = np.random.default_rng(8)
+    x = np.concatenate([1e6 + rng.normal(0.0, 1e3, 300), 1.0 + rng.normal(0.0, 1e-6, 700)])
+    for n in (2, 7, 64, 250):
+        np.testing.assert_allclose(K.rolling_std(x, n), _two_pass_std(x, n), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "name, func, first",
+    [
+        ("sma", lambda x: K.sma(x, 5), 4),
+        ("rolling_std", lambda x: K.rolling_std(x, 5), 4),
+        ("bollinger_b", lambda x: K.bollinger_b(x, 5), 4),
+        ("sma_long", lambda x: K.sma(x, 70), 69),
+        ("rolling_std_long", lambda x: K.rolling_std(x, 70), 69),
+    ],
+)
+def test_window_kernels_are_nan_only_where_the_window_holds_a_nan(
+    name: str, func: Callable[[np.ndarray], np.ndarray], first: int
+) -> None:
+    x = _gbm(1_000, seed=12)
+    bad = np.array([100, 101, 400, 777])
+    x[bad] = np.nan
+    n = first + 1
+    window_has_nan = np.array(
+        [t >= first and np.isnan(x[t - n + 1 : t + 1]).any() for t in range(x.size)]
+    )
+    clean = x.copy()
+    clean[bad] = 1.0  # any finite value: the compared windows never contain these bars
+
+    out = func(x)
+
+    np.testing.assert_array_equal(np.isnan(out[first:]), window_has_nan[first:], err_msg=name)
+    keep = ~window_has_nan
+    np.testing.assert_allclose(out[keep], func(clean)[keep], rtol=1e-9, err_msg=name)
+
+
+# ---------------------------------------------------------------- 9. executed docs
+
+
+@pytest.mark.parametrize(
+    "module", ["moving", "dispersion", "wilder", "returns", "meanrev", "__init__"]
+)
+def test_docstring_examples_run(module: str) -> None:
+    name = "mlalgo.features.kernels" + ("" if module == "__init__" else f".{module}")
+    result = doctest.testmod(
+        importlib.import_module(name), optionflags=doctest.NORMALIZE_WHITESPACE
+    )
+    assert result.failed == 0

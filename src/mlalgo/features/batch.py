@@ -1,8 +1,8 @@
 """The batch feature engine: a FeatureSpec over bar frames, one vectorised kernel call per feature.
 
 Features are computed per symbol, so no value ever mixes two instruments, and the result keeps
-the bars' (symbol, time) index. The kernels are pure and causal (see kernels.py); this module only
-routes columns to them.
+the bars' (symbol, time) index. The kernels are pure and causal (see the kernels package);
+this module only routes columns to them.
 """
 
 from __future__ import annotations
