@@ -252,6 +252,12 @@ KERNELS: dict[str, tuple[Callable[[np.ndarray], np.ndarray], int]] = {
     "ar1_half_life": (lambda x: K.ar1(x, 4).half_life, 4),
     "bollinger_b": (lambda x: K.bollinger_b(x, 4), 3),
     "atr": (lambda x: K.atr(np.multiply(x, 1.01), np.multiply(x, 0.99), x, 4), 4),
+    "zscore": (lambda x: K.zscore(x, 4), 3),
+    "simple_return": (lambda x: K.simple_return(x, 3), 3),
+    "ma_spread_sma": (lambda x: K.ma_spread(x, 2, 5), 4),
+    "ma_spread_ema": (lambda x: K.ma_spread(x, 2, 5, kind="ema"), 4),
+    "ma_cross_sma": (lambda x: K.ma_cross(x, 2, 5), 4),
+    "ma_cross_ema": (lambda x: K.ma_cross(x, 2, 5, kind="ema"), 4),
 }
 
 
@@ -371,6 +377,11 @@ def test_inputs_not_mutated_and_read_only_accepted(name: str) -> None:
         (lambda: K.bollinger_b([1.0], 2, k=np.inf), r"k must be a positive finite number, got inf"),
         (lambda: K.bollinger_b([1.0], 2, k=True), r"k must be a positive finite number, got True"),
         (lambda: K.atr([1.0], [1.0], [1.0], 0), r"atr: n must be an integer >= 1, got 0"),
+        (lambda: K.zscore([1.0, 2.0], 1), r"zscore: n must be an integer >= 2, got 1"),
+        (lambda: K.simple_return([1.0], 0), r"simple_return: k must be an integer >= 1"),
+        (lambda: K.ma_spread([1.0], 5, 5), r"ma_spread: slow must be greater than fast"),
+        (lambda: K.ma_cross([1.0], 0, 5), r"ma_cross: fast must be an integer >= 1, got 0"),
+        (lambda: K.ma_cross([1.0], 2, 5, kind="wma"), r"ma_cross: kind must be 'sma' or 'ema'"),
         (
             lambda: K.atr([2.0, 3.0], [1.0], [1.5, 2.5], 1),
             r"atr: high, low and close must have the same length, got 2, 1 and 2",
@@ -610,7 +621,7 @@ def test_window_kernels_are_nan_only_where_the_window_holds_a_nan(
 
 
 @pytest.mark.parametrize(
-    "module", ["moving", "dispersion", "wilder", "returns", "meanrev", "__init__"]
+    "module", ["moving", "dispersion", "wilder", "returns", "meanrev", "crossover", "__init__"]
 )
 def test_docstring_examples_run(module: str) -> None:
     name = "mlalgo.features.kernels" + ("" if module == "__init__" else f".{module}")

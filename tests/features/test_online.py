@@ -29,17 +29,22 @@ from mlalgo.features.batch import compute, compute_arrays
 from mlalgo.features.online import (
     TWINS,
     AR1ZScoreStream,
+    BollingerBStream,
     DistEMAStream,
     DistSMAStream,
     EMAStream,
     LogReturnStream,
+    MACrossStream,
+    MASpreadStream,
     OnlineFeatures,
     OnlineFeatureSet,
     RSIStream,
+    SimpleReturnStream,
     SMAStream,
     StdStream,
     Stream,
     VolatilityStream,
+    ZScoreStream,
     twin_for,
 )
 from mlalgo.features.spec import (
@@ -247,6 +252,23 @@ TWIN_CASES: list[tuple[Callable[[], Stream], KernelCall]] = [
         for w in (3, 4, 60)
     ],
     (lambda: AR1ZScoreStream(10, log=False), lambda x: kernels.ar1_zscore(x, 10)),
+    *[(lambda n=n: ZScoreStream(n), lambda x, n=n: kernels.zscore(x, n)) for n in (2, 3, 20)],
+    *[
+        (lambda n=n: BollingerBStream(n, 1.5), lambda x, n=n: kernels.bollinger_b(x, n, 1.5))
+        for n in (2, 20)
+    ],
+    *[
+        (lambda k=k: SimpleReturnStream(k), lambda x, k=k: kernels.simple_return(x, k))
+        for k in (1, 5)
+    ],
+    *[
+        (lambda m=m: MASpreadStream(3, 10, m), lambda x, m=m: kernels.ma_spread(x, 3, 10, m))
+        for m in ("sma", "ema")
+    ],
+    *[
+        (lambda m=m: MACrossStream(1, 20, m), lambda x, m=m: kernels.ma_cross(x, 1, 20, m))
+        for m in ("sma", "ema")
+    ],
 ]
 TWIN_IDS = [repr(make()) for make, _ in TWIN_CASES]
 
@@ -286,7 +308,13 @@ def test_twins_of_spec_features_declare_the_specs_warmup() -> None:
 
 
 def test_twins_reject_the_parameters_the_kernels_reject() -> None:
-    for bad in (lambda: SMAStream(0), lambda: StdStream(1), lambda: AR1ZScoreStream(2)):
+    for bad in (
+        lambda: SMAStream(0),
+        lambda: StdStream(1),
+        lambda: AR1ZScoreStream(2),
+        lambda: ZScoreStream(1),
+        lambda: MACrossStream(5, 5),
+    ):
         with pytest.raises(ValueError, match="must be an integer >="):
             bad()
 

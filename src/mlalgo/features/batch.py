@@ -14,21 +14,35 @@ import pandas as pd
 
 from mlalgo.features import kernels
 from mlalgo.features.spec import (
+    ATR,
     RSI,
     AR1ZScore,
+    BollingerB,
     DistEMA,
     DistSMA,
     FeatureSpec,
     LogReturn,
+    MACross,
+    MASpread,
+    SimpleReturn,
     Volatility,
+    ZScore,
     _Feature,
 )
 
-Kernel = Callable[[_Feature, np.ndarray], np.ndarray]
+# (feature, *its columns) -> values; the columns come in ``feature.columns`` order.
+Kernel = Callable[..., np.ndarray]
 
 
 def _ar1_zscore(f: AR1ZScore, x: np.ndarray) -> np.ndarray:
     return kernels.ar1_zscore(np.log(x) if f.log else x, f.window)
+
+
+def _atr(f: ATR, high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    out = kernels.atr(high, low, close, f.n)
+    if f.normalize:
+        np.divide(out, close, out=out)
+    return out
 
 
 KERNELS: dict[type[_Feature], Kernel] = {
@@ -38,6 +52,12 @@ KERNELS: dict[type[_Feature], Kernel] = {
     Volatility: lambda f, x: kernels.realised_vol(x, f.n),
     LogReturn: lambda f, x: kernels.log_return(x, f.k),
     AR1ZScore: _ar1_zscore,
+    ZScore: lambda f, x: kernels.zscore(x, f.n),
+    SimpleReturn: lambda f, x: kernels.simple_return(x, f.k),
+    MASpread: lambda f, x: kernels.ma_spread(x, f.fast, f.slow, f.kind),
+    MACross: lambda f, x: kernels.ma_cross(x, f.fast, f.slow, f.kind),
+    BollingerB: lambda f, x: kernels.bollinger_b(x, f.n, f.k),
+    ATR: _atr,
 }
 
 
@@ -46,7 +66,7 @@ def compute_arrays(spec: FeatureSpec, columns: dict[str, np.ndarray]) -> np.ndar
     n = len(columns["close"])
     out = np.empty((n, len(spec.features)), dtype=np.float64)
     for j, feature in enumerate(spec.features):
-        out[:, j] = KERNELS[type(feature)](feature, columns[feature.input])
+        out[:, j] = KERNELS[type(feature)](feature, *(columns[c] for c in feature.columns))
     return out
 
 

@@ -162,7 +162,12 @@ def _std_into(x: FloatArray, n: int, out: FloatArray) -> None:
 
 
 @jit
-def _bollinger_b_into(x: FloatArray, n: int, width: float, out: FloatArray) -> None:
+def _band_into(x: FloatArray, n: int, width: float, offset: float, out: FloatArray) -> None:
+    """``(x - mean) / (width * std) + offset`` per window, NaN where the window is flat.
+
+    %b is ``width = 2k, offset = 0.5`` and the z-score ``width = 1, offset = 0`` (both exact:
+    scaling by 1 and adding 0 change no bits), so the two share one centred, O(1) pass.
+    """
     m = x.size
     out[: min(n - 1, m)] = np.nan
     span = n * max(1, _SPAN // n)
@@ -189,7 +194,7 @@ def _bollinger_b_into(x: FloatArray, n: int, width: float, out: FloatArray) -> N
             s = s1[j] + p1
             var = fn * (s2[j] + p2) - s * s  # n^2 * variance
             dev = fn * d - s  # n * (x - mean), without cancelling the price level
-            o[j] = dev / (width * math.sqrt(var)) + 0.5 if var > 0.0 else np.nan
+            o[j] = dev / (width * math.sqrt(var)) + offset if var > 0.0 else np.nan
             left -= 1
 
 
@@ -232,5 +237,26 @@ def bollinger_b(close: ArrayLike, n: int, k: float = 2.0) -> FloatArray:
     width = 2.0 * positive_arg(k, "bollinger_b", "k")
     arr = as_series(close, "bollinger_b")
     out = np.empty(arr.size)
-    _bollinger_b_into(arr, n, width, out)
+    _band_into(arr, n, width, 0.5, out)
+    return out
+
+
+def zscore(x: ArrayLike, n: int) -> FloatArray:
+    """Rolling z-score ``(x - sma(x, n)) / rolling_std(x, n)`` (population std), scale-free.
+
+    Computed from the same centred sums as :func:`bollinger_b` (``%b = z / (2k) + 0.5``), so the
+    deviation never cancels against the price level. NaN where the window is flat (std 0).
+    ``n >= 2``.
+
+    Warm-up: first value at index ``n - 1``.
+
+    Examples
+    --------
+    >>> zscore([1.0, 3.0, 2.0, 2.0, 5.0], 2)  # two values are always one std either side
+    array([nan,  1., -1., nan,  1.])
+    """
+    n = int_arg(n, "zscore", "n", 2)
+    arr = as_series(x, "zscore")
+    out = np.empty(arr.size)
+    _band_into(arr, n, 1.0, 0.0, out)
     return out

@@ -1,4 +1,4 @@
-"""Log returns and the realised volatility of one-bar log returns."""
+"""Simple and log returns, and the realised volatility of one-bar log returns."""
 
 from __future__ import annotations
 
@@ -26,6 +26,27 @@ def log_return(x: ArrayLike, k: int = 1) -> FloatArray:
     if arr.size > k:
         np.divide(arr[k:], arr[:-k], out=out[k:])
         np.log(out[k:], out=out[k:])
+    return out
+
+
+def simple_return(x: ArrayLike, k: int = 1) -> FloatArray:
+    """Simple return over ``k`` bars, ``x[t] / x[t - k] - 1``: what a position held k bars earns.
+
+    Warm-up: first value at index ``k``.
+
+    Examples
+    --------
+    >>> simple_return([1.0, 2.0, 4.0, 3.0], k=1)
+    array([  nan,  1.  ,  1.  , -0.25])
+    """
+    k = int_arg(k, "simple_return", "k", 1)
+    arr = as_series(x, "simple_return")
+    out = np.empty(arr.size)
+    out[: min(k, arr.size)] = np.nan
+    if arr.size > k:
+        with np.errstate(divide="ignore", invalid="ignore"):  # after a 0 (volume): ±inf or NaN
+            np.divide(arr[k:], arr[:-k], out=out[k:])
+        out[k:] -= 1.0
     return out
 
 

@@ -3,13 +3,18 @@
 It is the live twin of :func:`mlalgo.features.batch.compute`: the same spec, the same values to
 1e-9 at every bar (tests/features/test_online.py proves it on the real sample), O(1) per bar and
 no pandas, so the live executor can import it.
+
+A feature reads the bar columns its ``columns`` names (its ``input`` for most; high, low and
+close for ATR). A spec that reads one column (the usual case) feeds that float to every twin; a
+spec that reads several gives each twin its own column, or the tuple of its columns when it
+reads more than one, picked from one ``attrgetter`` call per bar.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
@@ -17,17 +22,25 @@ import numpy as np
 from mlalgo.data.bar import Bar
 from mlalgo.features.online._base import Stream
 from mlalgo.features.online.ar1 import AR1ZScoreStream
+from mlalgo.features.online.atr import ATRStream
 from mlalgo.features.online.averages import DistEMAStream, DistSMAStream
-from mlalgo.features.online.dispersion import VolatilityStream
-from mlalgo.features.online.momentum import LogReturnStream, RSIStream
+from mlalgo.features.online.crossover import MACrossStream, MASpreadStream
+from mlalgo.features.online.dispersion import BollingerBStream, VolatilityStream, ZScoreStream
+from mlalgo.features.online.momentum import LogReturnStream, RSIStream, SimpleReturnStream
 from mlalgo.features.spec import (
+    ATR,
     RSI,
     AR1ZScore,
+    BollingerB,
     DistEMA,
     DistSMA,
     FeatureSpec,
     LogReturn,
+    MACross,
+    MASpread,
+    SimpleReturn,
     Volatility,
+    ZScore,
     _Feature,
 )
 
@@ -40,6 +53,12 @@ TWINS: dict[type[_Feature], Callable[[Any], Stream]] = {
     Volatility: lambda f: VolatilityStream(f.n),
     LogReturn: lambda f: LogReturnStream(f.k),
     AR1ZScore: lambda f: AR1ZScoreStream(f.window, f.log),
+    ZScore: lambda f: ZScoreStream(f.n),
+    SimpleReturn: lambda f: SimpleReturnStream(f.k),
+    MASpread: lambda f: MASpreadStream(f.fast, f.slow, f.kind),
+    MACross: lambda f: MACrossStream(f.fast, f.slow, f.kind),
+    BollingerB: lambda f: BollingerBStream(f.n, f.k),
+    ATR: lambda f: ATRStream(f.n, f.normalize),
 }
 
 _COLUMNS = ("open", "high", "low", "close", "volume")
@@ -51,10 +70,15 @@ def twin_for(feature: _Feature) -> Stream:
     return TWINS[type(feature)](feature)
 
 
-def _takes_logs(feature: _Feature) -> bool:
-    return isinstance(feature, Volatility | LogReturn) or (
+def _positive_columns(feature: _Feature) -> tuple[str, ...]:
+    """The columns a feature needs above 0: those it takes logs of, or divides by."""
+    if isinstance(feature, Volatility | LogReturn) or (
         isinstance(feature, AR1ZScore) and feature.log
-    )
+    ):
+        return feature.columns
+    if isinstance(feature, ATR) and feature.normalize:
+        return ("close",)
+    return ()
 
 
 class OnlineFeatures:
@@ -63,8 +87,8 @@ class OnlineFeatures:
     Keep one instance per symbol (or use :class:`OnlineFeatureSet`): the indicators carry that
     symbol's history, so mixing streams would silently blend instruments; a bar of another
     symbol is refused. So is a bar that is not newer than the last one, and a bar whose inputs
-    are not finite (or not positive where a feature takes logs), before any state changes, so a
-    refused bar leaves the engine exactly as it was.
+    are not finite (or not positive where a feature takes logs or divides by them), before any
+    state changes, so a refused bar leaves the engine exactly as it was.
 
     Examples
     --------
@@ -80,21 +104,22 @@ class OnlineFeatures:
         self.spec = spec
         self.spec_hash = spec.hash
         self._twins = [twin_for(f) for f in spec.features]
-        columns = [c for c in _COLUMNS if any(f.input == c for f in spec.features)]
-        # Whether each input column must be > 0 (it feeds a log) or only finite.
-        self._positive = tuple(
-            any(f.input == c and _takes_logs(f) for f in spec.features) for c in columns
-        )
+        columns = [c for c in _COLUMNS if any(c in f.columns for f in spec.features)]
+        # Whether each column read must be > 0 (it feeds a log or a division) or only finite.
+        positive = {c for f in spec.features for c in _positive_columns(f)}
+        self._positive = tuple(c in positive for c in columns)
         self._columns = tuple(columns)
         self._read = attrgetter(*columns) if columns else None
-        # One input column (the usual case) skips the per-feature column lookup.
-        self._steps: list[Callable[[float], float]] | None = None
-        self._plan: list[tuple[int, Callable[[float], float]]] = []
+        # One column read (the usual case) skips the per-feature column lookup. Otherwise each
+        # twin gets its column's value, or the tuple of its columns' values (itemgetter of
+        # several indices), from the tuple the one attrgetter call returned.
+        self._steps: list[Callable[[Any], float]] | None = None
+        self._plan: list[tuple[Callable[[tuple[float, ...]], Any], Callable[[Any], float]]] = []
         if len(columns) == 1:
             self._steps = [t.update for t in self._twins]
         else:
             self._plan = [
-                (columns.index(f.input), t.update)
+                (itemgetter(*(columns.index(c) for c in f.columns)), t.update)
                 for f, t in zip(spec.features, self._twins, strict=True)
             ]
         self._out = np.full(len(self._twins), np.nan)
@@ -133,8 +158,8 @@ class OnlineFeatures:
             for k, step in enumerate(steps):
                 out[k] = step(values)
         else:
-            for k, (j, step) in enumerate(self._plan):
-                out[k] = step(values[j])
+            for k, (pick, step) in enumerate(self._plan):
+                out[k] = step(pick(values))
         return self._out.copy()
 
     def warm_up(self, bars: Iterable[Bar]) -> None:
@@ -145,8 +170,8 @@ class OnlineFeatures:
                 for step in self._steps:
                     step(values)
             else:
-                for j, step in self._plan:
-                    step(values[j])
+                for pick, step in self._plan:
+                    step(pick(values))
 
     def _accept(self, bar: Bar) -> Any:
         """Check ``bar`` and return its input value(s), before any state changes."""

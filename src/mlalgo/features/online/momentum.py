@@ -1,10 +1,11 @@
-"""Streaming RSI and k-bar log return: a recursion or one ring lookup, O(1) per update."""
+"""Streaming RSI and k-bar log and simple returns: a recursion or one ring lookup, O(1)."""
 
 from __future__ import annotations
 
 from math import log
 
 from mlalgo.features.online._base import NAN, Stream, check_int
+from mlalgo.features.online.averages import _over_zero
 
 
 class RSIStream(Stream):
@@ -87,3 +88,26 @@ class LogReturnStream(Stream):
         t = self._t
         self._t = t + 1
         return log(x / old) if t >= self._k else NAN
+
+
+class SimpleReturnStream(LogReturnStream):
+    """``x[t] / x[t-k] - 1``, as ``kernels.simple_return`` (``±inf``/NaN after a zero, as numpy)."""
+
+    kind = "return"
+    __slots__ = ()
+
+    def update(self, x: float) -> float:
+        i = self._i
+        buf = self._buf
+        old = buf[i]
+        buf[i] = x
+        i += 1
+        self._i = 0 if i == self._k else i
+        t = self._t
+        self._t = t + 1
+        if t < self._k:
+            return NAN
+        try:
+            return x / old - 1.0
+        except ZeroDivisionError:
+            return _over_zero(x, old)
