@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
 
 from mlalgo.backtest.costs import CostModel
 from mlalgo.features.spec import FeatureDef, FeatureSpec
@@ -65,8 +65,28 @@ class LabelConfig(_Frozen):
     vol_window: Annotated[int, Field(ge=2)] = 20  # bars of realised volatility for the barriers
 
 
+class LogisticParams(_Frozen):
+    C: Annotated[float, Field(gt=0)] = 1.0
+    max_iter: PositiveInt = 1000
+
+
+class HistGBParams(_Frozen):
+    max_iter: PositiveInt = 200
+    learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.05
+    max_leaf_nodes: Annotated[int, Field(ge=2)] = 15
+    min_samples_leaf: PositiveInt = 50
+    l2_regularization: Annotated[float, Field(ge=0)] = 1.0
+
+
 class TrainConfig(_Frozen):
-    model: Literal["lightgbm"] = "lightgbm"
+    """The model: LightGBM (its parameters at this level) or a baseline with its own section."""
+
+    model: Literal["lightgbm", "logistic", "hist_gbm"] = "lightgbm"
+    sample_weight: Literal["none", "uniqueness"] = (
+        "none"  # uniqueness: overlapping labels count less
+    )
+    early_stopping_rounds: PositiveInt | None = None  # on the latest part of each training window
+    validation_fraction: Annotated[float, Field(gt=0, lt=1)] = 0.2
     n_estimators: PositiveInt = 200
     learning_rate: Annotated[float, Field(gt=0, le=1)] = 0.03
     num_leaves: Annotated[int, Field(ge=2)] = 15
@@ -77,6 +97,14 @@ class TrainConfig(_Frozen):
     colsample_bytree: Annotated[float, Field(gt=0, le=1)] = 0.8
     reg_lambda: Annotated[float, Field(ge=0)] = 1.0
     n_jobs: PositiveInt = 2
+    logistic: LogisticParams = LogisticParams()
+    hist_gbm: HistGBParams = HistGBParams()
+
+    @model_validator(mode="after")
+    def _early_stopping_needs_a_booster(self) -> TrainConfig:
+        if self.early_stopping_rounds is not None and self.model == "logistic":
+            raise ValueError("early_stopping_rounds applies to lightgbm and hist_gbm, not logistic")
+        return self
 
 
 class CostConfig(_Frozen):
@@ -114,6 +142,15 @@ class Stages(_Frozen):
     export: ExportConfig = ExportConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _bundle_needs_lightgbm(self) -> Stages:
+        if self.export.enabled and self.train.model != "lightgbm":
+            raise ValueError(
+                f"export: the signal-model bundle holds a LightGBM model, but train.model is "
+                f"{self.train.model}; set stages.export.enabled: false to evaluate a baseline"
+            )
+        return self
 
 
 class PipelineConfig(_Frozen):

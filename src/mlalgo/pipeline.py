@@ -23,15 +23,20 @@ import yaml
 from mlalgo import __version__
 from mlalgo.backtest.portfolio import PortfolioResult, run_portfolio
 from mlalgo.backtest.report import equity_figure, fold_table
-from mlalgo.backtest.walkforward import WalkForwardResult, oos_scores, walk_forward
+from mlalgo.backtest.walkforward import (
+    WalkForwardResult,
+    oos_scores,
+    training_weights,
+    walk_forward,
+)
 from mlalgo.bars import ValidationReport, validate
 from mlalgo.bundle import export_bundle
 from mlalgo.config import PipelineConfig, TrainConfig
 from mlalgo.data import intervals
 from mlalgo.data.sources import fetch
 from mlalgo.features.batch import compute
-from mlalgo.labels import make_labels
-from mlalgo.model.estimators import LightGBMSignalClassifier
+from mlalgo.labels import make_labels, reach
+from mlalgo.model.estimators import make_estimator as build
 from mlalgo.model.splits import PurgedWalkForward
 from mlalgo.policy import decide
 from mlalgo.tracking import Tracker, git_info
@@ -68,9 +73,23 @@ class RunResult:
     data_hash: str
 
 
-def make_estimator(cfg: TrainConfig, seed: int) -> LightGBMSignalClassifier:
-    params = cfg.model_dump(exclude={"model"})
-    return LightGBMSignalClassifier(**params, random_state=seed)
+def make_estimator(cfg: TrainConfig, seed: int, purge_bars: int = 0) -> Any:
+    """A fresh estimator for ``cfg.model``; early stopping purges ``purge_bars`` (label reach)."""
+    if cfg.model == "logistic":
+        return build("logistic", cfg.logistic.model_dump(), seed)
+    if cfg.model == "hist_gbm":
+        stop = cfg.early_stopping_rounds
+        extra = {"early_stopping": True, "n_iter_no_change": stop} if stop else {}
+        params = {
+            **cfg.hist_gbm.model_dump(),
+            **extra,
+            "n_jobs": cfg.n_jobs,
+            "validation_fraction": cfg.validation_fraction,
+            "purge_bars": purge_bars,
+        }
+        return build("hist_gbm", params, seed)
+    params = cfg.model_dump(exclude={"model", "sample_weight", "logistic", "hist_gbm"})
+    return build("lightgbm", {**params, "purge_bars": purge_bars}, seed)
 
 
 def load_bars(cfg: PipelineConfig) -> tuple[pd.DataFrame, ValidationReport]:
@@ -103,7 +122,14 @@ def research(cfg: PipelineConfig, bars: pd.DataFrame) -> Research:
         window=st.backtest.window,
         max_train=st.backtest.max_train_bars,
     )
-    wf = walk_forward(features, labels, splitter, lambda: make_estimator(st.train, cfg.seed))
+    purge = reach(st.label.horizon, st.label.entry)
+    wf = walk_forward(
+        features,
+        labels,
+        splitter,
+        lambda: make_estimator(st.train, cfg.seed, purge),
+        sample_weight=st.train.sample_weight,
+    )
     oos_start = wf.folds["test_start"].iloc[0]
     in_oos = bars.index.get_level_values("time") >= oos_start
     oos_bars = bars.loc[in_oos]
@@ -205,8 +231,11 @@ def _export(
     """Fit the final model on every labelled bar and write it as a bundle."""
     X, y = res.features, res.labels["y"]
     mask = X.notna().all(axis=1).to_numpy() & y.notna().to_numpy()
-    model = make_estimator(cfg.stages.train, cfg.seed).fit(X.loc[mask], y.loc[mask])
     times = X.index.get_level_values("time")[mask]
+    label = cfg.stages.label
+    weights = training_weights(cfg.stages.train.sample_weight, X.loc[mask], res.labels.loc[mask])
+    model = make_estimator(cfg.stages.train, cfg.seed, reach(label.horizon, label.entry))
+    model.fit(X.loc[mask], y.loc[mask], sample_weight=weights, times=times)
     start, end = res.oos_range
     export = cfg.stages.export
     name = export.model_name or tracker.cfg.registered_model

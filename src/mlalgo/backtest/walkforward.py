@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol
 
 import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score
 
 from mlalgo.model.splits import Fold, PurgedWalkForward
+from mlalgo.model.weights import uniqueness_weights
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +24,7 @@ log = logging.getLogger(__name__)
 class Classifier(Protocol):
     """What walk-forward needs of a model: scikit-learn's fit / predict_proba."""
 
-    def fit(self, X: Any, y: Any) -> Any: ...
+    def fit(self, X: Any, y: Any, sample_weight: Any = None, *, times: Any = None) -> Any: ...
 
     def predict_proba(self, X: Any) -> np.ndarray: ...
 
@@ -39,8 +40,15 @@ def walk_forward(
     labels: pd.DataFrame,
     splitter: PurgedWalkForward,
     make_estimator: Callable[[], Classifier],
+    *,
+    sample_weight: Literal["none", "uniqueness"] = "none",
 ) -> WalkForwardResult:
-    """Fit one model per fold on purged past data and predict the fold's test block."""
+    """Fit one model per fold on purged past data and predict the fold's test block.
+
+    The estimator also gets each training row's time, so anything it holds out internally
+    (early stopping) is the latest slice of the window; uniqueness weights are computed from
+    the fold's own training labels, so no test-block label can shape a training weight.
+    """
     usable = X.notna().all(axis=1).to_numpy()
     y = labels["y"].to_numpy()
     times = X.index.get_level_values("time").tz_convert(None).to_numpy()
@@ -57,7 +65,14 @@ def walk_forward(
                 "feature warm-up and purging; raise stages.backtest.min_train_bars"
             )
         model = make_estimator()
-        model.fit(pd.DataFrame(X_arr[fold.train], columns=X.columns), y[fold.train])
+        train_X = X.iloc[fold.train]
+        weights = training_weights(sample_weight, train_X, labels.iloc[fold.train])
+        model.fit(
+            train_X,
+            y[fold.train],
+            sample_weight=weights,
+            times=train_X.index.get_level_values("time"),
+        )
         if len(test):
             proba[test] = model.predict_proba(X_arr[test])[:, 1]
         rows.append(_fold_row(fold, times, test, y, proba))
@@ -65,6 +80,17 @@ def walk_forward(
     if not rows:
         raise ValueError("walk-forward produced no folds; fetch a longer range")
     return WalkForwardResult(pd.Series(proba, index=X.index, name="proba"), pd.DataFrame(rows))
+
+
+def training_weights(
+    kind: Literal["none", "uniqueness"], X: pd.DataFrame, labels: pd.DataFrame
+) -> np.ndarray | None:
+    """Sample weights for these training rows: none, or the average uniqueness of their labels."""
+    if kind == "none":
+        return None
+    return uniqueness_weights(
+        X.index.get_level_values("time"), labels["t1"], X.index.get_level_values("symbol")
+    )
 
 
 def _fold_row(
