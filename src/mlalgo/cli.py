@@ -220,6 +220,23 @@ def pd_now() -> Any:
     return pd.Timestamp.now(tz="UTC")
 
 
+@app.command()
+@_friendly
+def reproduce(
+    run_id: Annotated[str, typer.Argument(help="the MLflow run to rerun")],
+    mlflow_config: Annotated[Path, typer.Option(help="tracking settings")] = Path("mlflow.yaml"),
+) -> None:
+    """Rerun a run from its logged config and data; exit 1 unless every metric matches exactly."""
+    from mlalgo.reproduce import reproduce as rerun
+    from mlalgo.tracking import Tracker
+
+    tracker = Tracker(load_mlflow_config(mlflow_config), root=mlflow_config.parent)
+    result = rerun(run_id, tracker)
+    typer.echo(result.summary())
+    if not result.ok:
+        raise typer.Exit(1)
+
+
 @app.command("validate")
 @_friendly
 def validate_cmd(

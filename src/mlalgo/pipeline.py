@@ -9,10 +9,13 @@ without touching the others.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
+import platform
 import sys
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -147,6 +150,37 @@ def research(cfg: PipelineConfig, bars: pd.DataFrame) -> Research:
     return Research(features, labels, wf, target, strategy, buy_hold)
 
 
+def run_metrics(res: Research) -> dict[str, float]:
+    """Everything a run reports: strategy, buy & hold, out-of-sample classification, folds."""
+    return {
+        **res.strategy.metrics,
+        **{f"buy_hold_{k}": v for k, v in res.buy_hold.metrics.items()},
+        **oos_scores(res.walk_forward.proba, res.labels),
+        "n_folds": float(len(res.walk_forward.folds)),
+    }
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of what a run's numbers depend on, so a rerun can say why it differs."""
+    out = {"python": platform.python_version()}
+    for name in (
+        "mlalgo",
+        "numpy",
+        "pandas",
+        "scikit-learn",
+        "lightgbm",
+        "numba",
+        "mlflow",
+        "pyarrow",
+        "pydantic",
+    ):
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
 def data_hash(bars: pd.DataFrame) -> str:
     """Content hash of the bars (index and values), independent of file format or location."""
     digest = pd.util.hash_pandas_object(bars, index=True).to_numpy()
@@ -169,6 +203,7 @@ def run_pipeline(
         "mlalgo.version": __version__,
         "mlalgo.seed": str(cfg.seed),
         "mlalgo.argv": " ".join(sys.argv),
+        "mlalgo.versions": json.dumps(package_versions(), sort_keys=True),
         "mlflow.source.name": source,
         **git_info(root),
     }
@@ -178,12 +213,7 @@ def run_pipeline(
         run.dict(report.to_dict(), "data/validation.json")
         log.info("bars: %d rows, %d symbols", len(bars), bars.index.get_level_values(0).nunique())
         res = research(cfg, bars)
-        metrics = {
-            **res.strategy.metrics,
-            **{f"buy_hold_{k}": v for k, v in res.buy_hold.metrics.items()},
-            **oos_scores(res.walk_forward.proba, res.labels),
-            "n_folds": float(len(res.walk_forward.folds)),
-        }
+        metrics = run_metrics(res)
         run.metrics(metrics)
         ppy = periods_per_year(cfg)
         folds = fold_table(
