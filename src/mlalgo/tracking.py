@@ -22,6 +22,8 @@ from mlflow.tracking import MlflowClient
 from mlalgo.config import MlflowConfig
 
 _BATCH = 100  # MLflow's per-request limit for params and tags
+# MLflow 3 tags an experiment's kind; these experiments train models (not GenAI apps).
+EXPERIMENT_KIND, MODEL_TRAINING = "mlflow.experimentKind", "custom_model_development"
 
 
 def resolve_tracking_uri(uri: str, root: str | Path = ".") -> str:
@@ -59,7 +61,9 @@ class Tracker:
         if exp is not None:
             return exp.experiment_id
         return client.create_experiment(
-            self.cfg.experiment, artifact_location=artifact_location(self.tracking_uri)
+            self.cfg.experiment,
+            artifact_location=artifact_location(self.tracking_uri),
+            tags={EXPERIMENT_KIND: MODEL_TRAINING},
         )
 
     @contextmanager

@@ -1,0 +1,175 @@
+"""The default pipeline tracked in a real `mlflow server` backed by a fresh PostgreSQL database,
+with artifacts proxied through the server: how a team shares one tracking store."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from mlalgo.config import MlflowConfig
+from mlalgo.pipeline import run_pipeline
+from mlalgo.tracking import Tracker
+
+ROOT = Path(__file__).resolve().parents[2]
+PG = "postgres@127.0.0.1:5432"
+ARTIFACTS = ("plots/equity.png", "reports/folds.csv", "bundle/manifest.json")
+
+
+def unavailable(reason: str) -> None:
+    """Skip on a developer's machine; in CI a missing service is a failure."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set, so this is not skipped)")
+    pytest.skip(reason)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """End the process group started with ``start_new_session`` (server, workers, job runners)."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=30)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # stragglers still holding database connections
+    proc.wait(timeout=10)
+
+
+def connect(dbname: str):
+    import psycopg
+
+    return psycopg.connect(f"postgresql://{PG}/{dbname}", autocommit=True, connect_timeout=5)
+
+
+@pytest.fixture
+def database():
+    """A fresh database on the local PostgreSQL, dropped afterwards."""
+    try:
+        import psycopg
+    except ImportError:
+        unavailable("psycopg (psycopg[binary]) is not installed; it is in the dev extra")
+    try:
+        admin = connect("postgres")
+    except psycopg.OperationalError as exc:
+        unavailable(f"PostgreSQL is not reachable on {PG}: {exc}".strip())
+    name = f"mlalgo_test_{uuid.uuid4().hex[:12]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        try:
+            yield name
+        finally:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
+def server(database: str, tmp_path: Path):
+    """`mlflow server` on the test database, serving artifacts from ``tmp_path/mlartifacts``."""
+    bin_dir = Path(sys.executable).parent
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env["PATH"] = f"{bin_dir}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
+    env["MLFLOW_DISABLE_TELEMETRY"] = "true"
+    log = (tmp_path / "server.log").open("wb")
+    proc = subprocess.Popen(
+        [
+            str(bin_dir / "mlflow"),
+            "server",
+            "--backend-store-uri",
+            f"postgresql+psycopg://{PG}/{database}",
+            "--artifacts-destination",
+            str(tmp_path / "mlartifacts"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--workers",
+            "1",
+        ],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{base}/health", timeout=5) as resp:
+                    if resp.read() == b"OK":
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                out = (tmp_path / "server.log").read_text(errors="replace")
+                pytest.fail(f"mlflow server did not come up on {base}:\n{out}")
+            time.sleep(0.5)
+        yield base
+    finally:
+        stop(proc)
+        log.close()
+
+
+def test_pipeline_tracks_into_a_postgres_backed_server(
+    server: str, database: str, tmp_path: Path, make_short_config
+) -> None:
+    cfg = make_short_config(tmp_path / "models")
+    tracker = Tracker(MlflowConfig(tracking_uri=server, experiment="team"), root=tmp_path)
+
+    result = run_pipeline(cfg, tracker=tracker, root=ROOT)
+
+    client = MlflowClient(server)
+    run = client.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.run_name == f"{cfg.name}-{cfg.hash[:8]}"
+    assert run.data.metrics["sharpe"] == pytest.approx(result.metrics["sharpe"])
+    assert client.get_experiment(run.info.experiment_id).artifact_location.startswith(
+        "mlflow-artifacts:/"
+    )
+
+    listed = {
+        f.path
+        for folder in ("plots", "reports", "bundle")
+        for f in client.list_artifacts(result.run_id, folder)
+    }
+    assert set(ARTIFACTS) <= listed
+    downloaded = {}
+    for path in ARTIFACTS:
+        dst = tmp_path / "downloads" / path.replace("/", "_")
+        dst.mkdir(parents=True)
+        local = Path(client.download_artifacts(result.run_id, path, str(dst)))
+        downloaded[path] = local.read_bytes()
+        assert downloaded[path], path
+        # the server stored the file it proxied under --artifacts-destination
+        (stored,) = (tmp_path / "mlartifacts").glob(f"*/{result.run_id}/artifacts/{path}")
+        assert stored.read_bytes() == downloaded[path], path
+    assert downloaded["plots/equity.png"].startswith(b"\x89PNG\r\n\x1a\n")
+    assert json.loads(downloaded["bundle/manifest.json"])
+
+    with connect(database) as conn:
+        row = conn.execute(
+            "SELECT status, name, experiment_id FROM runs WHERE run_uuid = %s",
+            (result.run_id,),
+        ).fetchone()
+        sharpe = conn.execute(
+            "SELECT value FROM latest_metrics WHERE run_uuid = %s AND key = 'sharpe'",
+            (result.run_id,),
+        ).fetchone()
+    assert row == ("FINISHED", run.info.run_name, int(run.info.experiment_id))
+    assert sharpe is not None
+    assert sharpe[0] == pytest.approx(result.metrics["sharpe"])
