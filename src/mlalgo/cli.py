@@ -30,6 +30,7 @@ _ROWS = (
     ("volatility", "volatility", "pct"),
     ("sharpe", "Sharpe", "num"),
     ("sortino", "Sortino", "num"),
+    ("psr", "P(Sharpe > 0)", "pct"),
     ("max_drawdown", "max drawdown", "pct"),
     ("profit_factor", "profit factor", "num"),
     ("hit_rate", "hit rate", "pct"),

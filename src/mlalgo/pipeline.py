@@ -24,8 +24,10 @@ import pandas as pd
 import yaml
 
 from mlalgo import __version__
+from mlalgo.backtest.metrics import returns_from_equity
 from mlalgo.backtest.portfolio import PortfolioResult, run_portfolio
 from mlalgo.backtest.report import equity_figure, fold_table
+from mlalgo.backtest.sharpe_stats import probabilistic_sharpe_ratio
 from mlalgo.backtest.walkforward import (
     WalkForwardResult,
     oos_scores,
@@ -150,11 +152,19 @@ def research(cfg: PipelineConfig, bars: pd.DataFrame) -> Research:
     return Research(features, labels, wf, target, strategy, buy_hold)
 
 
-def run_metrics(res: Research) -> dict[str, float]:
-    """Everything a run reports: strategy, buy & hold, out-of-sample classification, folds."""
+def run_metrics(res: Research, initial: float) -> dict[str, float]:
+    """Everything a run reports: strategy, buy & hold, out-of-sample classification, folds.
+
+    ``psr`` is the probabilistic Sharpe ratio of the daily returns: the probability that the
+    true Sharpe ratio is above zero, given the sample's length, skew and fat tails.
+    """
     return {
         **res.strategy.metrics,
+        "psr": probabilistic_sharpe_ratio(returns_from_equity(res.strategy.equity, initial)),
         **{f"buy_hold_{k}": v for k, v in res.buy_hold.metrics.items()},
+        "buy_hold_psr": probabilistic_sharpe_ratio(
+            returns_from_equity(res.buy_hold.equity, initial)
+        ),
         **oos_scores(res.walk_forward.proba, res.labels),
         "n_folds": float(len(res.walk_forward.folds)),
     }
@@ -213,7 +223,7 @@ def run_pipeline(
         run.dict(report.to_dict(), "data/validation.json")
         log.info("bars: %d rows, %d symbols", len(bars), bars.index.get_level_values(0).nunique())
         res = research(cfg, bars)
-        metrics = run_metrics(res)
+        metrics = run_metrics(res, cfg.stages.backtest.initial_cash)
         run.metrics(metrics)
         ppy = periods_per_year(cfg)
         folds = fold_table(

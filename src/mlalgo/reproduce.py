@@ -93,7 +93,7 @@ def reproduce(run_id: str, tracker: Tracker, root: str | Path = ".") -> Reproduc
             "package versions differ: "
             + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(changed.items()))
         )
-    reproduced = run_metrics(research(cfg, bars))
+    reproduced = run_metrics(research(cfg, bars), cfg.stages.backtest.initial_cash)
     skipped = set(tags.get("mlalgo.nonfinite_metrics", "").split(",")) - {""}
     reproduced = {k: v for k, v in reproduced.items() if k not in skipped}
     return Reproduction(run_id, dict(run.data.metrics), reproduced, notes)

@@ -18,6 +18,7 @@ from mlalgo.pipeline import data_hash, load_bars, run_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 REQUIRED_METRICS = (
+    "psr",
     "sharpe",
     "sortino",
     "max_drawdown",
@@ -74,6 +75,7 @@ def test_metrics_are_finite_and_cover_strategy_and_buy_and_hold(runs) -> None:
         assert logged[key] == pytest.approx(first.metrics[key]), key
     assert logged["n_trades"] > 0
     assert -1 < logged["max_drawdown"] <= 0
+    assert 0 <= logged["psr"] <= 1 and 0 <= logged["buy_hold_psr"] <= 1
     assert logged["n_folds"] == len(first.folds)
 
 
