@@ -3,20 +3,16 @@ with artifacts proxied through the server: how a team shares one tracking store.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
+from support.processes import free_port, stop, unavailable, wait_for_health
 
 from mlalgo.config import MlflowConfig
 from mlalgo.pipeline import run_pipeline
@@ -25,29 +21,6 @@ from mlalgo.tracking import Tracker
 ROOT = Path(__file__).resolve().parents[2]
 PG = "postgres@127.0.0.1:5432"
 ARTIFACTS = ("plots/equity.png", "reports/folds.csv", "bundle/manifest.json")
-
-
-def unavailable(reason: str) -> None:
-    """Skip on a developer's machine; in CI a missing service is a failure."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is not skipped)")
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """End the process group started with ``start_new_session`` (server, workers, job runners)."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # stragglers still holding database connections
-    proc.wait(timeout=10)
 
 
 def connect(dbname: str):
@@ -107,18 +80,12 @@ def server(database: str, tmp_path: Path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5) as resp:
-                    if resp.read() == b"OK":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = (tmp_path / "server.log").read_text(errors="replace")
-                pytest.fail(f"mlflow server did not come up on {base}:\n{out}")
-            time.sleep(0.5)
+        wait_for_health(
+            base,
+            proc,
+            "mlflow server",
+            lambda: (tmp_path / "server.log").read_text(errors="replace"),
+        )
         yield base
     finally:
         stop(proc)

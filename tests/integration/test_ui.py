@@ -5,24 +5,17 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pandas as pd
 import pytest
+from support.processes import free_port, wait_for_health
 
 from mlalgo.config import MlflowConfig
 from mlalgo.tracking import Tracker
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def get(url: str, data: dict | None = None) -> bytes:
@@ -61,17 +54,9 @@ def ui(tmp_path: Path):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                if get(f"{base}/health") == b"OK":
-                    break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = proc.stdout.read().decode() if proc.stdout else ""
-                pytest.fail(f"mlalgo ui did not come up on {base}:\n{out}")
-            time.sleep(0.5)
+        wait_for_health(
+            base, proc, "mlalgo ui", lambda: proc.stdout.read().decode() if proc.stdout else ""
+        )
         yield base, run.run_id, run.experiment_id
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

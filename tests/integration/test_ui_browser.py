@@ -3,17 +3,13 @@ the experiment's run list to the run's sharpe and its equity plot."""
 
 from __future__ import annotations
 
-import contextlib
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
+from support.processes import free_port, stop, unavailable, wait_for_health
 
 from mlalgo.config import MlflowConfig
 from mlalgo.pipeline import run_pipeline
@@ -24,29 +20,6 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
 WAIT = 60  # seconds; the UI is a React app that loads its bundle and data lazily
 PNG = b"\x89PNG\r\n\x1a\n"
-
-
-def unavailable(reason: str) -> None:
-    """Skip on a developer's machine; in CI a missing browser is a failure."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set, so this is not skipped)")
-    pytest.skip(reason)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def stop(proc: subprocess.Popen) -> None:
-    """End the process group started with ``start_new_session`` (server, workers, job runners)."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    with contextlib.suppress(subprocess.TimeoutExpired):
-        proc.wait(timeout=30)
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(proc.pid, signal.SIGKILL)  # stragglers
-    proc.wait(timeout=10)
 
 
 @pytest.fixture
@@ -115,18 +88,9 @@ def ui(tmp_path: Path, browser, make_short_config):
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with urllib.request.urlopen(f"{base}/health", timeout=5) as resp:
-                    if resp.read() == b"OK":
-                        break
-            except OSError:
-                pass
-            if proc.poll() is not None or time.monotonic() > deadline:
-                out = (tmp_path / "ui.log").read_text(errors="replace")
-                pytest.fail(f"mlalgo ui did not come up on {base}:\n{out}")
-            time.sleep(0.5)
+        wait_for_health(
+            base, proc, "mlalgo ui", lambda: (tmp_path / "ui.log").read_text(errors="replace")
+        )
         yield base, cfg, result
     finally:
         stop(proc)
