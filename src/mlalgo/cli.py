@@ -223,6 +223,79 @@ def pd_now() -> Any:
 
 @app.command()
 @_friendly
+def tune(
+    pipeline: Annotated[Path, typer.Argument(help="pipelines/*.yaml with a tune.space section")],
+    trials: Annotated[
+        int, typer.Option(min=1, help="the study's total of complete + pruned trials")
+    ],
+    timeout: Annotated[
+        float | None, typer.Option(help="seconds after which no worker starts a new trial")
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(help="memory (default) | journal:FILE | postgresql://user@host:5432/db"),
+    ] = None,
+    study: Annotated[
+        str | None, typer.Option(help="study name; default <pipeline>-<config hash>")
+    ] = None,
+    workers: Annotated[int, typer.Option(min=1, help="worker processes on this machine")] = 1,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a config value: key.path=value (repeatable)"),
+    ] = None,
+    mlflow_config: Annotated[Path, typer.Option(help="tracking settings")] = Path("mlflow.yaml"),
+) -> None:
+    """Tune a pipeline with Optuna on walk-forward out-of-sample scores; judge it on a hold-out."""
+    from mlalgo.tracking import Tracker
+    from mlalgo.tuning.report import render
+    from mlalgo.tuning.study import Request
+    from mlalgo.tuning.study import tune as run_study
+    from mlalgo.tuning.worker import prepare
+
+    overrides = tuple(set_ or [])
+    cfg = load_pipeline(pipeline, overrides)
+    tracker = Tracker(load_mlflow_config(mlflow_config), root=mlflow_config.parent)
+    req = Request(pipeline, overrides, trials, timeout, storage, study, workers, mlflow_config)
+    verdict = run_study(cfg, prepare(cfg, str(pipeline)), req, tracker)
+    typer.echo(render(verdict, pipeline, overrides, tracker.tracking_uri))
+    if verdict.worker_failures:
+        raise typer.Exit(1)
+
+
+@app.command("tune-worker", hidden=True)
+@_friendly
+def tune_worker(
+    pipeline: Path,
+    storage: Annotated[str, typer.Option()],
+    study: Annotated[str, typer.Option()],
+    trials: Annotated[int, typer.Option(min=1)],
+    seed: Annotated[int, typer.Option()],
+    parent_run: Annotated[str, typer.Option()],
+    timeout: Annotated[float | None, typer.Option()] = None,
+    threads: Annotated[int | None, typer.Option(min=1)] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set")] = None,
+    mlflow_config: Annotated[Path, typer.Option()] = Path("mlflow.yaml"),
+) -> None:
+    """One worker process of ``mlalgo tune --workers K`` (started by it, not by hand)."""
+    from mlalgo.tracking import Tracker
+    from mlalgo.tuning.worker import load_study, prepare, run_worker
+
+    cfg = load_pipeline(pipeline, set_ or [])
+    tracker = Tracker(load_mlflow_config(mlflow_config), root=mlflow_config.parent)
+    prep = prepare(cfg, str(pipeline))
+    prep = prep.with_threads(threads) if threads else prep
+    run_worker(
+        prep,
+        load_study(prep, storage, study, seed),
+        n_trials=trials,
+        timeout=timeout,
+        tracker=tracker,
+        parent_run_id=parent_run,
+    )
+
+
+@app.command()
+@_friendly
 def reproduce(
     run_id: Annotated[str, typer.Argument(help="the MLflow run to rerun")],
     mlflow_config: Annotated[Path, typer.Option(help="tracking settings")] = Path("mlflow.yaml"),

@@ -153,10 +153,83 @@ class Stages(_Frozen):
         return self
 
 
+ParamValue = str | int | float | bool | None
+
+# Tuning may not touch what defines the data (that would tune on the hold-out) or itself.
+_UNTUNABLE = ("stages.fetch", "stages.validate", "tune", "name", "seed")
+
+
+class ParamRange(_Frozen):
+    """One dimension of the search space, in Optuna's terms (suggest_int/float/categorical)."""
+
+    type: Literal["int", "float", "categorical"]
+    low: float | None = None
+    high: float | None = None
+    log: bool = False
+    step: Annotated[float, Field(gt=0)] | None = None
+    choices: tuple[ParamValue, ...] | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ParamRange:
+        if self.type == "categorical":
+            if not self.choices:
+                raise ValueError("a categorical range needs choices: [a, b, ...]")
+            if self.low is not None or self.high is not None or self.log or self.step:
+                raise ValueError("a categorical range takes only choices (no low/high/log/step)")
+            return self
+        if self.choices is not None:
+            raise ValueError(f"choices belong to type: categorical, not type: {self.type}")
+        if self.low is None or self.high is None:
+            raise ValueError(f"a {self.type} range needs low and high")
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        if self.log and self.low <= 0:
+            raise ValueError("a log range needs low > 0")
+        if self.log and self.step is not None:
+            raise ValueError("log and step cannot be combined (Optuna samples one or the other)")
+        if self.type == "int" and not all(
+            float(v).is_integer() for v in (self.low, self.high, self.step or 1)
+        ):
+            raise ValueError("an int range needs whole-number low, high and step")
+        return self
+
+    def bounds(self) -> list[ParamValue]:
+        """The values a load-time check applies: both ends, or every choice."""
+        if self.type == "categorical":
+            return list(self.choices or ())
+        cast = int if self.type == "int" else float
+        return [cast(self.low), cast(self.high)]  # type: ignore[arg-type]
+
+
+class TuneConfig(_Frozen):
+    """``mlalgo tune``: what is searched, how trials are scored, and what tuning never sees."""
+
+    objective: Literal["sharpe", "log_loss"] = "sharpe"
+    holdout_bars: PositiveInt | None = 504  # the last N bar times, or null with holdout_start
+    holdout_start: date | datetime | None = None
+    pruner: Literal["median", "hyperband", "none"] = "median"
+    warmup_folds: Annotated[int, Field(ge=0)] = 8  # median pruner: never prune before this fold
+    startup_trials: PositiveInt = 10  # random trials before TPE models the space
+    heartbeat_seconds: PositiveInt = 30  # database storage: a worker silent 2x this is dead
+    space: dict[str, ParamRange] = {}
+
+    @model_validator(mode="after")
+    def _one_holdout(self) -> TuneConfig:
+        given_bars = "holdout_bars" in self.model_fields_set and self.holdout_bars is not None
+        if self.holdout_start is not None and given_bars:
+            raise ValueError(
+                "give holdout_bars or holdout_start, not both (holdout_bars: null to use the date)"
+            )
+        if self.holdout_start is None and self.holdout_bars is None:
+            raise ValueError("the hold-out needs holdout_bars or holdout_start")
+        return self
+
+
 class PipelineConfig(_Frozen):
     name: str = "train"
     seed: int = 42
     stages: Stages
+    tune: TuneConfig = TuneConfig()
 
     @property
     def feature_spec(self) -> FeatureSpec:
@@ -195,7 +268,34 @@ def load_pipeline(path: str | Path, overrides: list[str] | tuple[str, ...] = ())
             )
         _assign(raw, key.strip().split("."), yaml.safe_load(value), item)
         set_paths.append((key.strip(), item))
-    return _validate(PipelineConfig, raw, str(path), set_paths)
+    cfg = _validate(PipelineConfig, raw, str(path), set_paths)
+    _check_space(cfg, str(path))
+    return cfg
+
+
+def with_values(cfg: PipelineConfig, values: dict[str, Any], origin: str) -> PipelineConfig:
+    """``cfg`` with dotted-path values applied (a tuning trial), validated like a file."""
+    raw = cfg.to_dict()
+    for key, value in values.items():
+        _assign(raw, key.split("."), value, f"{key}={value}")
+    return _validate(PipelineConfig, raw, origin, [])
+
+
+def _check_space(cfg: PipelineConfig, source: str) -> None:
+    """Every search-space key must name a tunable setting that accepts both ends of its range."""
+    for key, rng in cfg.tune.space.items():
+        where = f"{source}: tune.space.{key}"
+        if any(key == p or key.startswith(p + ".") for p in _UNTUNABLE):
+            raise ConfigError(
+                f"{where}: cannot be tuned (data, validation, seed and tune settings are fixed "
+                "so tuning never reaches the hold-out); tune stages.features/label/train/backtest"
+            )
+        for value in rng.bounds():
+            try:
+                with_values(cfg, {key: value}, where)
+            except ConfigError as exc:
+                detail = str(exc).split(": ", 2)[-1]
+                raise ConfigError(f"{where}: {value!r} is not a valid value ({detail})") from None
 
 
 def load_mlflow_config(path: str | Path = "mlflow.yaml") -> MlflowConfig:

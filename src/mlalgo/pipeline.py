@@ -13,6 +13,7 @@ import json
 import logging
 import platform
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from importlib import metadata
@@ -116,8 +117,16 @@ def periods_per_year(cfg: PipelineConfig) -> int:
     return intervals.periods_per_year(cfg.stages.fetch.interval, cfg.stages.validate_.calendar)
 
 
-def research(cfg: PipelineConfig, bars: pd.DataFrame) -> Research:
-    """Features, labels, walk-forward predictions, and backtests of the strategy and buy & hold."""
+def research(
+    cfg: PipelineConfig,
+    bars: pd.DataFrame,
+    on_fold: Callable[[dict[str, Any], np.ndarray], None] | None = None,
+) -> Research:
+    """Features, labels, walk-forward predictions, and backtests of the strategy and buy & hold.
+
+    ``on_fold`` sees each fold as it completes (see :func:`walk_forward`); tuning uses it to
+    report intermediate scores and prune.
+    """
     st = cfg.stages
     features = compute(cfg.feature_spec, bars)
     labels = make_labels(bars, **st.label.model_dump())
@@ -134,22 +143,56 @@ def research(cfg: PipelineConfig, bars: pd.DataFrame) -> Research:
         splitter,
         lambda: make_estimator(st.train, cfg.seed, purge),
         sample_weight=st.train.sample_weight,
+        on_fold=on_fold,
     )
     oos_start = wf.folds["test_start"].iloc[0]
-    in_oos = bars.index.get_level_values("time") >= oos_start
-    oos_bars = bars.loc[in_oos]
-    target = pd.Series(
-        decide(wf.proba.loc[in_oos].to_numpy(), st.backtest.policy), index=oos_bars.index
-    )
-    common: dict[str, Any] = {
-        "cash": st.backtest.initial_cash,
-        "cost": st.backtest.costs.cost_model(),
-        "fill": st.backtest.fill,
-        "periods_per_year": periods_per_year(cfg),
-    }
-    strategy = run_portfolio(oos_bars, target, **common)
-    buy_hold = run_portfolio(oos_bars, pd.Series(1.0, index=oos_bars.index), **common)
+    target, strategy = backtest_window(cfg, bars, wf.proba.to_numpy(), oos_start)
+    buy_hold = backtest_window(cfg, bars, None, oos_start)[1]
     return Research(features, labels, wf, target, strategy, buy_hold)
+
+
+def backtest_window(
+    cfg: PipelineConfig,
+    bars: pd.DataFrame,
+    proba: np.ndarray | None,
+    start: pd.Timestamp,
+    end: pd.Timestamp | None = None,
+) -> tuple[pd.Series, PortfolioResult]:
+    """Trade ``proba`` (aligned with ``bars``; None: buy & hold) from flat on bars in [start, end].
+
+    The one place that turns predictions into a costed backtest, so a run, a tuning trial's
+    fold scores and the hold-out evaluation cannot disagree about fills or costs.
+    """
+    st = cfg.stages
+    times = bars.index.get_level_values("time")
+    inside = (times >= start) & (times <= end if end is not None else True)
+    window = bars.loc[inside]
+    exposure = np.ones(len(window)) if proba is None else decide(proba[inside], st.backtest.policy)
+    target = pd.Series(exposure, index=window.index)
+    result = run_portfolio(
+        window,
+        target,
+        cash=st.backtest.initial_cash,
+        cost=st.backtest.costs.cost_model(),
+        fill=st.backtest.fill,
+        periods_per_year=periods_per_year(cfg),
+    )
+    return target, result
+
+
+def holdout_metrics(
+    cfg: PipelineConfig, bars: pd.DataFrame, res: Research, start: pd.Timestamp
+) -> dict[str, float]:
+    """The strategy and buy & hold traded from flat on the hold-out alone: ``holdout_*``."""
+    proba = res.walk_forward.proba.to_numpy()
+    initial = cfg.stages.backtest.initial_cash
+    out: dict[str, float] = {}
+    for prefix, p in (("holdout_", proba), ("holdout_buy_hold_", None)):
+        result = backtest_window(cfg, bars, p, start)[1]
+        out.update({f"{prefix}{k}": v for k, v in result.metrics.items()})
+        returns = returns_from_equity(result.equity, initial)
+        out[f"{prefix}psr"] = probabilistic_sharpe_ratio(returns)
+    return out
 
 
 def run_metrics(res: Research, initial: float) -> dict[str, float]:
@@ -197,6 +240,22 @@ def data_hash(bars: pd.DataFrame) -> str:
     return hashlib.sha256(digest.tobytes()).hexdigest()
 
 
+def run_tags(cfg: PipelineConfig, dhash: str, source: str, git: dict[str, str]) -> dict[str, str]:
+    """What makes a run reproducible: config, data and feature-spec hashes, code and versions."""
+    return {
+        "mlalgo.pipeline": cfg.name,
+        "mlalgo.config_hash": cfg.hash,
+        "mlalgo.data_hash": dhash,
+        "mlalgo.feature_spec_hash": cfg.feature_spec.hash,
+        "mlalgo.version": __version__,
+        "mlalgo.seed": str(cfg.seed),
+        "mlalgo.argv": " ".join(sys.argv),
+        "mlalgo.versions": json.dumps(package_versions(), sort_keys=True),
+        "mlflow.source.name": source,
+        **git,
+    }
+
+
 def run_pipeline(
     cfg: PipelineConfig, *, tracker: Tracker, root: str | Path = ".", source: str = "pipeline"
 ) -> RunResult:
@@ -204,19 +263,7 @@ def run_pipeline(
     root = Path(root)
     bars, report = load_bars(cfg)
     dhash = data_hash(bars)
-    spec = cfg.feature_spec
-    tags = {
-        "mlalgo.pipeline": cfg.name,
-        "mlalgo.config_hash": cfg.hash,
-        "mlalgo.data_hash": dhash,
-        "mlalgo.feature_spec_hash": spec.hash,
-        "mlalgo.version": __version__,
-        "mlalgo.seed": str(cfg.seed),
-        "mlalgo.argv": " ".join(sys.argv),
-        "mlalgo.versions": json.dumps(package_versions(), sort_keys=True),
-        "mlflow.source.name": source,
-        **git_info(root),
-    }
+    tags = run_tags(cfg, dhash, source, git_info(root))
     with tracker.run(f"{cfg.name}-{cfg.hash[:8]}", tags) as run:
         run.params(cfg.flat())
         run.text(yaml.safe_dump(cfg.to_dict(), sort_keys=False), "config/pipeline.yaml")

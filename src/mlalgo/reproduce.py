@@ -15,10 +15,18 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from mlalgo.config import ConfigError, PipelineConfig
-from mlalgo.pipeline import data_hash, load_bars, package_versions, research, run_metrics
+from mlalgo.pipeline import (
+    data_hash,
+    holdout_metrics,
+    load_bars,
+    package_versions,
+    research,
+    run_metrics,
+)
 from mlalgo.tracking import Tracker, git_info
 
 
@@ -55,6 +63,11 @@ def reproduce(run_id: str, tracker: Tracker, root: str | Path = ".") -> Reproduc
     client = tracker.client()
     run = client.get_run(run_id)
     tags = run.data.tags
+    if tags.get("mlalgo.kind") == "study":
+        raise ConfigError(
+            f"run {run_id} is a tuning study's parent run; reproduce one of its trial runs or "
+            "its holdout-trial run (the nested runs beneath it)"
+        )
     with tempfile.TemporaryDirectory() as tmp:
         try:
             path = client.download_artifacts(run_id, "config/pipeline.yaml", tmp)
@@ -93,10 +106,16 @@ def reproduce(run_id: str, tracker: Tracker, root: str | Path = ".") -> Reproduc
             "package versions differ: "
             + ", ".join(f"{k} {a} -> {b}" for k, (a, b) in sorted(changed.items()))
         )
-    reproduced = run_metrics(research(cfg, bars), cfg.stages.backtest.initial_cash)
+    res = research(cfg, bars)
+    reproduced = run_metrics(res, cfg.stages.backtest.initial_cash)
+    if "mlalgo.holdout_start" in tags and "holdout_sharpe" in run.data.metrics:
+        start = pd.Timestamp(tags["mlalgo.holdout_start"])
+        reproduced |= holdout_metrics(cfg, bars, res, start)
     skipped = set(tags.get("mlalgo.nonfinite_metrics", "").split(",")) - {""}
     reproduced = {k: v for k, v in reproduced.items() if k not in skipped}
-    return Reproduction(run_id, dict(run.data.metrics), reproduced, notes)
+    # A trial's per-fold series (fold/*) are running values; their last points are the totals.
+    logged = {k: v for k, v in run.data.metrics.items() if not k.startswith("fold/")}
+    return Reproduction(run_id, logged, reproduced, notes)
 
 
 def _same(a: float | None, b: float | None) -> bool:

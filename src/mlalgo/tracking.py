@@ -68,15 +68,30 @@ class Tracker:
 
     @contextmanager
     def run(self, run_name: str, tags: Mapping[str, str]) -> Iterator[RunLog]:
-        client = self.client()
-        run = client.create_run(self.experiment_id(client), run_name=run_name, tags=dict(tags))
-        log = RunLog(client, run.info.run_id, run.info.experiment_id)
+        log = self.start(run_name, tags)
         try:
             yield log
         except BaseException:
-            client.set_terminated(log.run_id, status="FAILED")
+            log.end("FAILED")
             raise
-        client.set_terminated(log.run_id, status="FINISHED")
+        log.end("FINISHED")
+
+    def start(self, run_name: str, tags: Mapping[str, str], parent: str | None = None) -> RunLog:
+        """Open a run (nested under ``parent`` when given); the caller ends it with a status."""
+        client = self.client()
+        tags = {**tags, "mlflow.parentRunId": parent} if parent else dict(tags)
+        run = client.create_run(self.experiment_id(client), run_name=run_name, tags=tags)
+        return RunLog(client, run.info.run_id, run.info.experiment_id)
+
+    def resume(self, run_id: str) -> RunLog | None:
+        """Reopen an existing run (a resumed study's parent); None if this store lacks it."""
+        client = self.client()
+        try:
+            run = client.get_run(run_id)
+        except Exception:  # MlflowException: RESOURCE_DOES_NOT_EXIST, or another store's id
+            return None
+        client.update_run(run_id, status="RUNNING")
+        return RunLog(client, run_id, run.info.experiment_id)
 
 
 class RunLog:
@@ -86,6 +101,16 @@ class RunLog:
         self.client = client
         self.run_id = run_id
         self.experiment_id = experiment_id
+
+    def end(self, status: str) -> None:
+        """FINISHED, FAILED or KILLED (a pruned trial: stopped on purpose, not broken)."""
+        self.client.set_terminated(self.run_id, status=status)
+
+    def series(self, name: str, values: list[float]) -> None:
+        """One metric over steps (a trial's per-fold scores): step i holds values[i]."""
+        items = [Metric(name, float(v), 0, i) for i, v in enumerate(values) if math.isfinite(v)]
+        for i in range(0, len(items), _BATCH):
+            self.client.log_batch(self.run_id, metrics=items[i : i + _BATCH])
 
     def params(self, params: Mapping[str, str]) -> None:
         items = [Param(k, v) for k, v in params.items()]
@@ -97,11 +122,11 @@ class RunLog:
         for i in range(0, len(items), _BATCH):
             self.client.log_batch(self.run_id, tags=items[i : i + _BATCH])
 
-    def metrics(self, metrics: Mapping[str, float]) -> list[str]:
+    def metrics(self, metrics: Mapping[str, float], step: int = 0) -> list[str]:
         """Log the finite metrics; return the names of the others (NaN/inf are not comparable)."""
         finite = {k: float(v) for k, v in metrics.items() if math.isfinite(float(v))}
         skipped = sorted(set(metrics) - set(finite))
-        items = [Metric(k, v, 0, 0) for k, v in finite.items()]
+        items = [Metric(k, v, 0, step) for k, v in finite.items()]
         for i in range(0, len(items), _BATCH):
             self.client.log_batch(self.run_id, metrics=items[i : i + _BATCH])
         if skipped:

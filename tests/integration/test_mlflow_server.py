@@ -7,46 +7,19 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import pytest
 from mlflow.tracking import MlflowClient
-from support.processes import free_port, stop, unavailable, wait_for_health
+from support.postgres import PG, connect
+from support.processes import free_port, stop, wait_for_health
 
 from mlalgo.config import MlflowConfig
 from mlalgo.pipeline import run_pipeline
 from mlalgo.tracking import Tracker
 
 ROOT = Path(__file__).resolve().parents[2]
-PG = "postgres@127.0.0.1:5432"
 ARTIFACTS = ("plots/equity.png", "reports/folds.csv", "bundle/manifest.json")
-
-
-def connect(dbname: str):
-    import psycopg
-
-    return psycopg.connect(f"postgresql://{PG}/{dbname}", autocommit=True, connect_timeout=5)
-
-
-@pytest.fixture
-def database():
-    """A fresh database on the local PostgreSQL, dropped afterwards."""
-    try:
-        import psycopg
-    except ImportError:
-        unavailable("psycopg (psycopg[binary]) is not installed; it is in the dev extra")
-    try:
-        admin = connect("postgres")
-    except psycopg.OperationalError as exc:
-        unavailable(f"PostgreSQL is not reachable on {PG}: {exc}".strip())
-    name = f"mlalgo_test_{uuid.uuid4().hex[:12]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            yield name
-        finally:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture

@@ -23,16 +23,19 @@ from __future__ import annotations
 
 import math
 import operator
+from dataclasses import dataclass
 from statistics import NormalDist
 
 import numpy as np
 import numpy.typing as npt
 
 __all__ = [
+    "SharpeMoments",
     "deflated_sharpe_ratio",
     "deflated_sharpe_ratio_from_trials",
     "expected_max_sharpe",
     "probabilistic_sharpe_ratio",
+    "sharpe_moments",
 ]
 
 FloatArray = npt.NDArray[np.float64]
@@ -119,6 +122,27 @@ def probabilistic_sharpe_ratio(returns: npt.ArrayLike, benchmark_sr: float = 0.0
         return math.nan
     sharpe, skew, kurt = stats
     return _psr(sharpe, float(benchmark_sr), r.shape[0], skew, kurt)
+
+
+@dataclass(frozen=True)
+class SharpeMoments:
+    """What PSR and DSR need of a return series, small enough to store with a tuning trial."""
+
+    sharpe: float  # per period, ddof=1
+    n: int
+    skew: float
+    kurt: float  # non-excess
+
+    def psr(self, benchmark_sr: float = 0.0) -> float:
+        """:func:`probabilistic_sharpe_ratio` of the series these moments summarise."""
+        return _psr(self.sharpe, float(benchmark_sr), self.n, self.skew, self.kurt)
+
+
+def sharpe_moments(returns: npt.ArrayLike) -> SharpeMoments | None:
+    """Per-period Sharpe ratio, length, skewness and kurtosis; None where PSR is undefined."""
+    r = _vector("sharpe_moments: returns", returns)
+    stats = _moments(r)
+    return None if stats is None else SharpeMoments(stats[0], r.shape[0], stats[1], stats[2])
 
 
 def expected_max_sharpe(n_trials: int, sr_variance: float) -> float:

@@ -42,8 +42,13 @@ def walk_forward(
     make_estimator: Callable[[], Classifier],
     *,
     sample_weight: Literal["none", "uniqueness"] = "none",
+    on_fold: Callable[[dict[str, Any], np.ndarray], None] | None = None,
 ) -> WalkForwardResult:
     """Fit one model per fold on purged past data and predict the fold's test block.
+
+    ``on_fold(row, proba)`` is called after each fold with the fold's row and the predictions
+    so far (NaN where not yet predicted); tuning scores the prefix there and may stop the run
+    by raising.
 
     The estimator also gets each training row's time, so anything it holds out internally
     (early stopping) is the latest slice of the window; uniqueness weights are computed from
@@ -76,6 +81,8 @@ def walk_forward(
         if len(test):
             proba[test] = model.predict_proba(X_arr[test])[:, 1]
         rows.append(_fold_row(fold, times, test, y, proba))
+        if on_fold is not None:
+            on_fold(rows[-1], proba)
         log.debug("fold %d: %d train, %d test rows", fold.index, len(fold.train), len(test))
     if not rows:
         raise ValueError("walk-forward produced no folds; fetch a longer range")
@@ -95,7 +102,7 @@ def training_weights(
 
 def _fold_row(
     fold: Fold, times: np.ndarray, test: np.ndarray, y: np.ndarray, proba: np.ndarray
-) -> dict[str, object]:
+) -> dict[str, Any]:
     scored = test[~np.isnan(y[test])]
     yt, pt = y[scored], proba[scored]
     return {
