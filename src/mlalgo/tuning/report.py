@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import shlex
 from pathlib import Path
+
+import yaml
 
 from mlalgo.tuning.study import Verdict
 
@@ -53,14 +56,19 @@ def render(v: Verdict, pipeline: Path, overrides: tuple[str, ...], tracking_uri:
             f"note: the hold-out has now judged {v.holdout_looks} different best trials of this "
             "study; each look makes it a little less independent"
         )
-    sets = " ".join(f"--set {k}={val!r}" for k, val in v.best_params.items())
-    extra = " ".join(f"--set {o}" for o in overrides)
+    sets = " ".join(f"--set {shlex.quote(f'{k}={_yaml(val)}')}" for k, val in v.best_params.items())
+    extra = " ".join(f"--set {shlex.quote(o)}" for o in overrides)
     lines += [
         "",
         f"MLflow parent run {v.parent_run_id}  ({tracking_uri})",
-        f"run it:  mlalgo run {pipeline} {extra + ' ' if extra else ''}{sets}",
+        f"run it:  mlalgo run {shlex.quote(str(pipeline))} {extra + ' ' if extra else ''}{sets}",
     ]
     return "\n".join(lines)
+
+
+def _yaml(v: object) -> str:
+    """As ``--set`` reads it back: full float precision, null, true/false."""
+    return yaml.safe_dump(v, default_flow_style=True).removesuffix("\n...\n").strip()
 
 
 def _value(v: object) -> str:
