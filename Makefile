@@ -29,6 +29,7 @@ bench: venv          ## speed against peer libraries, measured in the same run
 	$(BIN)/python -m benchmarks.bench_kernels
 	$(BIN)/python -m benchmarks.bench_online
 	$(BIN)/python -m benchmarks.bench_spec
+	$(BIN)/python -m benchmarks.bench_tune
 
 format: venv
 	$(BIN)/ruff format src tests benchmarks

@@ -6,6 +6,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
@@ -17,6 +18,7 @@ from mlalgo.config import MlflowConfig, with_values
 from mlalgo.pipeline import research
 from mlalgo.reproduce import reproduce
 from mlalgo.tracking import Tracker
+from mlalgo.tuning.study import Request, tune
 from mlalgo.tuning.worker import load_study, prepare
 
 TRIALS = 6
@@ -228,3 +230,23 @@ def test_log_loss_objective_is_minimised(tune_cfg, tracker) -> None:
     assert verdict.best_value == oos_scores(best.walk_forward.proba, best.labels)["oos_log_loss"]
     assert 0.6 < verdict.best_value < 0.75
     assert math.isfinite(verdict.dsr)
+
+
+def test_hyperband_uses_the_fold_count_as_its_resource(tune_cfg, tracker) -> None:
+    cfg = tune_cfg("tune.pruner=hyperband")
+    prep = prepare(cfg, "test")
+    study = load_study(prep, None, "h", seed=0)
+    assert isinstance(study.pruner, optuna.pruners.HyperbandPruner)
+    assert study.pruner._max_resource == prep.n_folds == 8
+    verdict = run_study(cfg, tracker, 8, prep=prep)
+    assert verdict.counts["complete"] + verdict.counts["pruned"] == 8
+    assert verdict.counts["complete"] >= 1
+
+
+def test_timeout_stops_starting_trials(tune_cfg, tracker) -> None:
+    cfg = tune_cfg()
+    prep = prepare(cfg, "test")
+    req = Request(Path("p.yaml"), (), 50, 0.2, None, "t", 1, progress=False)
+    verdict = tune(cfg, prep, req, tracker)
+    done = verdict.counts["complete"] + verdict.counts["pruned"]
+    assert 1 <= done < 5  # each trial takes longer than the timeout; the first one finishes
