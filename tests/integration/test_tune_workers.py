@@ -47,12 +47,28 @@ def run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
     return subprocess.run(args, cwd=cwd, env=env(), capture_output=True, text=True, timeout=600)
 
 
+_STORAGES: dict[str, optuna.storages.BaseStorage] = {}
+
+
 def load(storage: str, name: str) -> optuna.Study:
-    url = storage.replace("journal:", "")
-    if storage.startswith("journal:"):
-        backend = optuna.storages.journal.JournalFileBackend(url)
-        return optuna.load_study(study_name=name, storage=optuna.storages.JournalStorage(backend))
-    return optuna.load_study(study_name=name, storage=storage)
+    """The study, through one storage object per URL: a new RDBStorage per poll would open a
+    connection pool each time and exhaust PostgreSQL's connection limit."""
+    if storage not in _STORAGES:
+        if storage.startswith("journal:"):
+            backend = optuna.storages.journal.JournalFileBackend(storage.removeprefix("journal:"))
+            _STORAGES[storage] = optuna.storages.JournalStorage(backend)
+        else:
+            _STORAGES[storage] = optuna.storages.RDBStorage(storage)
+    return optuna.load_study(study_name=name, storage=_STORAGES[storage])
+
+
+@pytest.fixture(autouse=True)
+def _close_storages():
+    yield
+    for storage in _STORAGES.values():
+        if isinstance(storage, optuna.storages.RDBStorage):
+            storage.engine.dispose()  # before the database is dropped
+    _STORAGES.clear()
 
 
 def wait_mid_trial(
