@@ -33,6 +33,7 @@ class Classifier(Protocol):
 class WalkForwardResult:
     proba: pd.Series  # out-of-sample P(up), indexed like the features; NaN where not predicted
     folds: pd.DataFrame  # one row per fold: ranges, sizes and classification scores
+    importance: pd.DataFrame | None = None  # fold x feature, for models that report it
 
 
 def walk_forward(
@@ -62,6 +63,7 @@ def walk_forward(
     X_arr = X.to_numpy(dtype=np.float64)
     proba = np.full(len(X), np.nan)
     rows = []
+    importances: list[np.ndarray] = []
     for fold in splitter.folds(times, t1):
         test = fold.test[usable[fold.test]]
         if len(fold.train) == 0:
@@ -80,13 +82,22 @@ def walk_forward(
         )
         if len(test):
             proba[test] = model.predict_proba(X_arr[test])[:, 1]
+        if hasattr(model, "feature_importances_"):
+            importances.append(np.asarray(model.feature_importances_, dtype=np.float64))
         rows.append(_fold_row(fold, times, test, y, proba))
         if on_fold is not None:
             on_fold(rows[-1], proba)
         log.debug("fold %d: %d train, %d test rows", fold.index, len(fold.train), len(test))
     if not rows:
         raise ValueError("walk-forward produced no folds; fetch a longer range")
-    return WalkForwardResult(pd.Series(proba, index=X.index, name="proba"), pd.DataFrame(rows))
+    importance = (
+        pd.DataFrame(importances, columns=list(X.columns))
+        if len(importances) == len(rows)
+        else None
+    )
+    return WalkForwardResult(
+        pd.Series(proba, index=X.index, name="proba"), pd.DataFrame(rows), importance
+    )
 
 
 def training_weights(

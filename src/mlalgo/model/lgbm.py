@@ -234,6 +234,14 @@ class _LightGBMSignalModel(BaseEstimator):
         self.best_iteration_ = int(booster.best_iteration or booster.current_iteration())
         self.evals_result_ = evals
 
+    @property
+    def feature_importances_(self) -> np.ndarray:
+        """Total split gain per feature, summing to 1 (scikit-learn's convention): which
+        inputs the trees lean on, comparable across folds of different sizes."""
+        gain = np.asarray(self.booster_.feature_importance(importance_type="gain"), float)
+        total = float(gain.sum())
+        return gain / total if total > 0 else gain
+
     def _raw_predict(self, X: Any) -> np.ndarray:
         arr = predict_input(self, X, allow_nan=True)
         return np.asarray(self.booster_.predict(arr, num_iteration=self.best_iteration_))
