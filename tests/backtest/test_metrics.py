@@ -104,7 +104,7 @@ def test_summary_of_hand_computed_backtest() -> None:
     assert set(s) == {
         "total_return", "annual_return", "volatility", "sharpe", "sortino", "calmar",
         "max_drawdown", "max_drawdown_duration", "profit_factor", "hit_rate", "n_trades",
-        "avg_trade", "exposure", "turnover",
+        "avg_trade", "avg_win", "avg_loss", "expectancy", "exposure", "turnover",
     }  # fmt: skip
     assert all(isinstance(v, float) for v in s.values())
     equity = np.array([100.0, 1150 / 11.011, 1250 / 11.011, 1298.7 / 11.011])

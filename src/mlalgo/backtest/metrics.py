@@ -19,8 +19,11 @@ from mlalgo.backtest.engine import SimResult
 __all__ = [
     "SUMMARY_KEYS",
     "annual_return",
+    "avg_loss",
+    "avg_win",
     "calmar",
     "drawdown",
+    "expectancy",
     "exposure",
     "hit_rate",
     "max_drawdown",
@@ -34,6 +37,7 @@ __all__ = [
     "total_return",
     "turnover",
     "volatility",
+    "win_loss_ratio",
 ]
 
 SUMMARY_KEYS = (
@@ -49,6 +53,9 @@ SUMMARY_KEYS = (
     "hit_rate",
     "n_trades",
     "avg_trade",
+    "avg_win",
+    "avg_loss",
+    "expectancy",
     "exposure",
     "turnover",
 )
@@ -211,6 +218,51 @@ def hit_rate(pnl: npt.ArrayLike) -> float:
     return float(np.mean(p > 0.0)) if p.shape[0] else math.nan
 
 
+def avg_win(pnl: npt.ArrayLike) -> float:
+    """Mean pnl of the winning (strictly positive) trades; NaN when no trade won."""
+    p = _vector("avg_win: pnl", pnl)
+    wins = p[p > 0.0]
+    return float(np.mean(wins)) if wins.shape[0] else math.nan
+
+
+def avg_loss(pnl: npt.ArrayLike) -> float:
+    """Mean pnl of the losing (strictly negative) trades, so a negative number; NaN without any.
+
+    Kept signed, like the pnl it averages, so ``expectancy`` is a plain weighted sum of the two.
+    """
+    p = _vector("avg_loss: pnl", pnl)
+    losses = p[p < 0.0]
+    return float(np.mean(losses)) if losses.shape[0] else math.nan
+
+
+def expectancy(pnl: npt.ArrayLike) -> float:
+    """Mean pnl per trade, ``hit_rate * avg_win + (1 - hit_rate) * avg_loss``; 0.0 with no trades.
+
+    Computed as the plain mean, which equals that decomposition when no trade is exactly zero
+    (a zero trade counts in the denominator but is neither a win nor a loss) and stays finite
+    when there are only wins or only losses, where one of the averages is NaN. A strategy that
+    never trades expects nothing, so it scores 0.0 rather than NaN in a tuning objective.
+    """
+    p = _vector("expectancy: pnl", pnl)
+    return float(np.mean(p)) if p.shape[0] else 0.0
+
+
+def win_loss_ratio(pnl: npt.ArrayLike) -> float:
+    """Average win over the magnitude of the average loss, ``avg_win / |avg_loss|``.
+
+    Read together with :func:`hit_rate`: a low hit rate is fine when this ratio is large. NaN
+    when there is neither a win nor a loss (no trades, or only zero trades); +inf with wins but
+    no loss; 0.0 with losses but no win (matching :func:`profit_factor`).
+    """
+    win = avg_win(pnl)
+    loss = avg_loss(pnl)
+    if math.isnan(loss):
+        return math.nan if math.isnan(win) else math.inf
+    if math.isnan(win):
+        return 0.0
+    return win / abs(loss)
+
+
 def exposure(units: npt.ArrayLike) -> float:
     """Share of bars holding a non-zero position (units or a boolean in-market mask)."""
     u = _vector("exposure: units", units)
@@ -270,8 +322,10 @@ def summarize(
     -------
     dict[str, float]
         Exactly the keys in :data:`SUMMARY_KEYS`. ``n_trades`` counts all trades, and
-        ``hit_rate``, ``profit_factor`` and ``avg_trade`` include an open trade at its
-        mark-to-market pnl so that they agree with the equity curve.
+        ``hit_rate``, ``profit_factor``, ``avg_trade``, ``avg_win``, ``avg_loss`` and
+        ``expectancy`` include an open trade at its mark-to-market pnl so that they agree
+        with the equity curve. ``expectancy`` equals ``avg_trade`` except with no trades,
+        where it is 0.0 instead of NaN.
     """
     eq = _vector("summarize: equity", equity, allow_empty=False)
     start = _check_initial("summarize", initial)
@@ -297,6 +351,9 @@ def summarize(
         "hit_rate": hit_rate(pnl),
         "n_trades": float(pnl.shape[0]),
         "avg_trade": float(np.mean(pnl)) if pnl.shape[0] else math.nan,
+        "avg_win": avg_win(pnl),
+        "avg_loss": avg_loss(pnl),
+        "expectancy": expectancy(pnl),
         "exposure": exposure(mask),
         "turnover": _turnover(_vector("summarize: traded_notional", traded_notional), eq),
     }
