@@ -39,7 +39,13 @@ def sample_bars() -> pd.DataFrame:
 def short_config(models_dir: Path, *extra: str) -> PipelineConfig:
     return load_pipeline(
         TRAIN_YAML,
-        [*SHORT, f"stages.fetch.path={SAMPLE}", f"stages.export.dir={models_dir}", *extra],
+        [
+            *SHORT,
+            f"stages.fetch.path={SAMPLE}",
+            f"stages.export.dir={models_dir}",
+            f"stages.backtest.report_dir={models_dir.parent / 'reports'}",
+            *extra,
+        ],
     )
 
 

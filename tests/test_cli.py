@@ -32,7 +32,12 @@ def ran(tmp_path_factory) -> tuple[object, Path]:
     tmp = tmp_path_factory.mktemp("cli")
     (tmp / "mlflow.yaml").write_text("tracking_uri: sqlite:///runs.db\nexperiment: cli\n")
     args = ["run", str(TRAIN_YAML), "--mlflow-config", str(tmp / "mlflow.yaml")]
-    for item in [*SHORT, f"stages.fetch.path={SAMPLE}", f"stages.export.dir={tmp / 'models'}"]:
+    for item in [
+        *SHORT,
+        f"stages.fetch.path={SAMPLE}",
+        f"stages.export.dir={tmp / 'models'}",
+        f"stages.backtest.report_dir={tmp / 'reports'}",
+    ]:
         args += ["--set", item]
     result = CliRunner().invoke(app, args, env={"MLFLOW_TRACKING_URI": ""})
     return result, tmp

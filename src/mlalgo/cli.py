@@ -20,6 +20,8 @@ from mlalgo.config import ConfigError, load_mlflow_config, load_pipeline
 from mlalgo.data.http import SourceError
 from mlalgo.secrets import SecretsError, install_log_redaction
 
+PERMUTATIONS = 1000  # mlalgo.report.PERMUTATIONS, without importing the stack at start-up
+
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False
 )
@@ -99,9 +101,49 @@ def run(
         "            make ui, then http://127.0.0.1:5000/#/experiments/"
         f"{result.experiment_id}/runs/{result.run_id}"
     )
+    typer.echo(f"tearsheet   {result.report}")
     if result.bundle_dir is not None:
         typer.echo(f"bundle      {result.bundle_dir}")
         typer.echo(f"            mlalgo predict --bundle {result.bundle_dir} --bars FILE")
+
+
+@app.command()
+@_friendly
+def backtest(
+    pipeline: Annotated[Path, typer.Argument(help="pipelines/*.yaml to backtest")],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a config value: key.path=value (repeatable)"),
+    ] = None,
+    mlflow_config: Annotated[Path, typer.Option(help="tracking settings")] = Path("mlflow.yaml"),
+) -> None:
+    """Walk-forward backtest with stress tables, evidence checks and a tearsheet (no bundle)."""
+    from mlalgo.pipeline import run_pipeline
+    from mlalgo.tracking import Tracker
+
+    cfg = load_pipeline(pipeline, [*(set_ or []), "stages.export.enabled=false"])
+    tracker = Tracker(load_mlflow_config(mlflow_config), root=mlflow_config.parent)
+    result = run_pipeline(cfg, tracker=tracker, source=f"mlalgo backtest {pipeline}")
+    m = result.metrics
+    start, end = result.research.oos_range
+    typer.echo(
+        f"\n{cfg.name}: out-of-sample {start:%Y-%m-%d} .. {end:%Y-%m-%d}, "
+        f"{int(m['n_folds'])} walk-forward folds, costs included\n"
+    )
+    typer.echo(summary_table(m))
+    typer.echo("\ncosts        x0.5      x1      x2      x4")
+    stress = result.stress["cost_stress"]
+    for key, label in (("sharpe", "Sharpe"), ("total_return", "return")):
+        cells = "".join(f"{_fmt(v, 'num' if key == 'sharpe' else 'pct'):>8}" for v in stress[key])
+        typer.echo(f"{label:10}{cells}")
+    typer.echo(
+        f"\ntiming vs {PERMUTATIONS} shuffled positions: p = {m['permutation_p_value']:.3f}; "
+        f"max drawdown {_fmt(m['max_drawdown'], 'pct')}, bootstrap median "
+        f"{_fmt(m['max_drawdown_bootstrap_median'], 'pct')}, 5 % worst "
+        f"{_fmt(m['max_drawdown_bootstrap_p05'], 'pct')}"
+    )
+    typer.echo(f"\ntearsheet   {result.report}")
+    typer.echo(f"MLflow run  {result.run_id}  ({result.tracking_uri})")
 
 
 def summary_table(metrics: dict[str, float]) -> str:

@@ -124,6 +124,7 @@ class BacktestConfig(_Frozen):
     initial_cash: Annotated[float, Field(gt=0)] = 100_000.0
     costs: CostConfig = CostConfig()
     policy: DecisionPolicy = DecisionPolicy()
+    report_dir: Path = Path("reports")  # tearsheets, one folder per run
 
 
 class ExportConfig(_Frozen):

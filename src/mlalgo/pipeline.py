@@ -45,6 +45,7 @@ from mlalgo.labels import make_labels, reach
 from mlalgo.model.estimators import make_estimator as build
 from mlalgo.model.splits import PurgedWalkForward
 from mlalgo.policy import decide
+from mlalgo.report import evidence_metrics, write_report
 from mlalgo.tracking import Tracker, git_info
 
 log = logging.getLogger(__name__)
@@ -71,6 +72,8 @@ class RunResult:
     research: Research
     metrics: dict[str, float]
     folds: pd.DataFrame
+    report: Path  # the tearsheet, beside the run under reports/
+    stress: dict[str, pd.DataFrame]
     run_id: str
     experiment_id: str
     tracking_uri: str
@@ -270,7 +273,10 @@ def run_pipeline(
         run.dict(report.to_dict(), "data/validation.json")
         log.info("bars: %d rows, %d symbols", len(bars), bars.index.get_level_values(0).nunique())
         res = research(cfg, bars)
-        metrics = run_metrics(res, cfg.stages.backtest.initial_cash)
+        metrics = {
+            **run_metrics(res, cfg.stages.backtest.initial_cash),
+            **evidence_metrics(cfg, bars, res),
+        }
         run.metrics(metrics)
         ppy = periods_per_year(cfg)
         folds = fold_table(
@@ -287,6 +293,13 @@ def run_pipeline(
         run.figure(
             equity_figure(res.strategy.equity, res.buy_hold.equity, title), "plots/equity.png"
         )
+        reports = cfg.stages.backtest.report_dir
+        base = reports if reports.is_absolute() else root / reports
+        report_dir = base / f"{cfg.name}-{run.run_id[:8]}"
+        report, tables = write_report(cfg, bars, res, metrics, report_dir, title)
+        run.folder(report_dir, "tearsheet")
+        for name, table in tables.items():
+            run.frame_csv(table, f"reports/{name}.csv")
         bundle_dir = None
         if cfg.stages.export.enabled:
             bundle_dir = _export(cfg, res, bars, metrics, run.run_id, dhash, root, tracker)
@@ -296,6 +309,8 @@ def run_pipeline(
         res,
         metrics,
         folds,
+        report,
+        tables,
         run.run_id,
         run.experiment_id,
         tracker.tracking_uri,

@@ -27,6 +27,7 @@ from mlalgo.pipeline import (
     research,
     run_metrics,
 )
+from mlalgo.report import evidence_metrics
 from mlalgo.tracking import Tracker, git_info
 
 
@@ -108,6 +109,8 @@ def reproduce(run_id: str, tracker: Tracker, root: str | Path = ".") -> Reproduc
         )
     res = research(cfg, bars)
     reproduced = run_metrics(res, cfg.stages.backtest.initial_cash)
+    if "permutation_p_value" in run.data.metrics:
+        reproduced |= evidence_metrics(cfg, bars, res)
     if "mlalgo.holdout_start" in tags and "holdout_sharpe" in run.data.metrics:
         start = pd.Timestamp(tags["mlalgo.holdout_start"])
         reproduced |= holdout_metrics(cfg, bars, res, start)

@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlalgo.backtest.costs import CostModel
-from mlalgo.backtest.engine import FILL_CLOSE, FILL_NEXT_OPEN, SimResult, simulate
+from mlalgo.backtest.engine import (
+    FILL_CLOSE,
+    FILL_NEXT_OPEN,
+    SIZING_FRACTION,
+    SIZING_WHOLE,
+    SimResult,
+    simulate,
+)
 
 ATOL = 1e-12
 NO_COST = CostModel(commission_bps=0.0, slippage_bps=0.0)
@@ -215,6 +222,49 @@ def test_all_in_long_never_makes_cash_negative() -> None:
     assert res.fill_bar.size > 10
 
 
+def test_whole_sizing_flip_reserves_the_closing_commission_by_hand() -> None:
+    # cash 100, commission 10 bps, no slippage, whole units, target [1, -1, 0, 0].
+    # bar 1: floor(100 / (10 * 1.001)) = floor(9.99) = 9 units at 10, commission 0.09,
+    #        cash = 100 - 90 - 0.09 = 9.91.
+    # bar 2: flip at 9.8. Cash once the long is closed: 9.91 + 88.2 - 0.0882 = 98.0218,
+    #        short = floor(98.0218 / 9.8098) = floor(9.992) = 9 (without reserving the closing
+    #        commission it would be floor(98.11 / 9.8098) = 10). One sell of 18 at 9.8,
+    #        commission 0.1764; cash = 9.91 + 176.4 - 0.1764 = 186.1336.
+    # bar 3: cover 9 at 9: commission 0.081, cash = 186.1336 - 81 - 0.081 = 105.0526.
+    # long pnl = 9 * (9.8 - 10) - 0.09 - 0.0882 = -1.9782
+    # short pnl = 9 * (9.8 - 9) - 0.0882 - 0.081 = 7.0308
+    prices = [10.0, 10.0, 9.8, 9.0]
+    res = simulate(
+        prices,
+        prices,
+        [1.0, -1.0, 0.0, 0.0],
+        cash=100.0,
+        cost=CostModel(commission_bps=10.0, slippage_bps=0.0),
+        sizing=SIZING_WHOLE,
+    )
+    assert res.units.tolist() == [0.0, 9.0, -9.0, 0.0]
+    assert res.fill_units.tolist() == [9.0, -18.0, 9.0]
+    close_to(res.fill_commission, [0.09, 0.1764, 0.081])
+    close_to(res.cash, [100.0, 9.91, 186.1336, 105.0526])
+    tr = res.trades
+    assert tr.direction.tolist() == [1, -1] and tr.units.tolist() == [9.0, 9.0]
+    assert tr.entry_bar.tolist() == [1, 2] and tr.exit_bar.tolist() == [2, 3]
+    close_to(tr.pnl, [-1.9782, 7.0308])
+
+
+def test_whole_sizing_skips_an_order_too_small_for_one_unit() -> None:
+    res = simulate([10.0, 10.0], [10.0, 10.0], [1.0, 1.0], cash=9.99, sizing=SIZING_WHOLE)
+    assert res.fill_bar.size == 0 and len(res.trades) == 0
+    close_to(res.equity, [9.99, 9.99])
+
+
+def test_fraction_sizing_is_the_default() -> None:
+    args = ([10.0, 11.0, 12.0], [10.5, 11.5, 12.5], [1.0, -0.5, 0.0])
+    default, explicit = simulate(*args), simulate(*args, sizing=SIZING_FRACTION)
+    np.testing.assert_array_equal(default.equity, explicit.equity)
+    np.testing.assert_array_equal(default.fill_units, explicit.fill_units)
+
+
 # ---------------------------------------------------------------- properties
 
 bars = st.integers(min_value=2, max_value=40)
@@ -300,6 +350,33 @@ def test_long_only_up_to_fully_invested_keeps_cash_non_negative(
     assert np.all(res.cash >= 0.0)
 
 
+@settings(max_examples=150, deadline=None, database=None)
+@given(market=markets(), cost=costs, fill=st.sampled_from([FILL_NEXT_OPEN, FILL_CLOSE]))
+def test_whole_sizing_holds_whole_units_and_keeps_the_books(
+    market: tuple, cost: CostModel, fill: str
+) -> None:
+    open_, close, target, _, _ = market
+    res = simulate(open_, close, target, cash=5000.0, cost=cost, fill=fill, sizing=SIZING_WHOLE)
+    np.testing.assert_array_equal(res.units, np.round(res.units))
+    scale = 1e-9 * max(5000.0, float(np.abs(res.equity).max()), float(np.abs(res.cash).max()))
+    close_to(res.trades.pnl.sum(), res.equity[-1] - 5000.0, atol=scale)
+    close_to(res.equity, res.cash + res.units * close, atol=0.0)
+    # never more exposure than the fractional sizing of the same target would take
+    frac = simulate(open_, close, target, cash=5000.0, cost=cost, fill=fill)
+    first = frac.fill_bar[0] if frac.fill_bar.size else None
+    if first is not None and res.fill_bar.size and res.fill_bar[0] == first:
+        assert abs(res.fill_units[0]) <= abs(frac.fill_units[0])
+
+
+@settings(max_examples=100, deadline=None, database=None)
+@given(market=markets(), cost=costs)
+def test_whole_sizing_long_only_keeps_cash_non_negative(market: tuple, cost: CostModel) -> None:
+    open_, close, target, _, _ = market
+    long_only = np.clip(target, 0.0, 1.0)
+    res = simulate(open_, close, long_only, cash=5000.0, cost=cost, sizing=SIZING_WHOLE)
+    assert np.all(res.cash >= 0.0)
+
+
 # ---------------------------------------------------------------- inputs
 
 
@@ -339,6 +416,7 @@ def test_accepts_lists_and_non_contiguous_views() -> None:
         ({"cash": 0.0}, "cash must be finite and > 0"),
         ({"cash": float("nan")}, "cash must be finite and > 0"),
         ({"fill": "open"}, "fill must be 'next_open' or 'close'"),
+        ({"sizing": "lots"}, "sizing must be 'fraction' or 'whole'"),
         ({"cost": "cheap"}, "cost must be a CostModel"),
         ({"cost": CostModel(slippage_bps=10_000.0)}, "slippage_bps must be < 10000"),
         ({"open_": [], "close": [], "target": []}, "0 bars"),

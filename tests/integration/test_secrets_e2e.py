@@ -70,6 +70,7 @@ def test_planted_key_is_found_nowhere(tmp_path: Path, caplog: pytest.LogCaptureF
             "stages.backtest.retrain_every=252",
             "stages.train.n_estimators=20",
             f"stages.export.dir={tmp_path / 'models'}",
+            f"stages.backtest.report_dir={tmp_path / 'reports'}",
         ]
         args = [
             "-v",

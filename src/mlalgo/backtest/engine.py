@@ -4,6 +4,36 @@ The engine is deliberately small so its honesty can be checked by hand: a decisi
 the close of bar ``t`` is filled at the next open by default (no look-ahead), every fill pays
 slippage and commission from :class:`~mlalgo.backtest.costs.CostModel`, and the account is
 only rebalanced when the decision changes, so holding a view costs nothing.
+
+Positions are fractional by default (``sizing="fraction"``). ``sizing="whole"`` trades whole
+units the way backtesting.py 0.6 does, so a strategy can be checked against it fill by fill
+(``tests/backtest/test_parity_backtesting_py.py``). The rules read from its ``_Broker``:
+
+* ``Strategy.buy()``/``sell()`` default to ``size = 1 - eps``, a fraction of the equity left
+  once earlier orders on the bar are filled (``margin_available``: cash plus open P&L minus
+  the value of open trades, times ``1 / margin``).
+* A fractional order fills ``int(available * size // (price + commission(size, price) / size))``
+  units, i.e. ``floor(E / (p * (1 + c)))`` at relative commission ``c``: the entry
+  commission is reserved. Zero units cancels the order (with a warning), which leaves the
+  account flat after a close.
+* Market orders fill at the next bar's open (at the signal bar's close with
+  ``trade_on_close=True``); the entry price carries ``spread`` but never the commission.
+* Commission ``|size| * price * c`` is paid in cash at entry and again at exit (at the exit
+  price); ``Trade.pl = size * (exit - entry) - both commissions``. An open trade's ``pl``
+  leaves its entry commission out, but that commission has already left the cash.
+* ``exclusive_orders=True`` makes each new order queue a ``Trade.close()`` for every open
+  trade ahead of it; closes are processed first on the fill bar at the same open, so a
+  reversal is sized from the cash left after the exit commission.
+* Equity is ``cash + open P&L`` at each close; open trades stay open at the end unless
+  ``finalize_trades=True``, and only closed trades appear in the statistics.
+
+Whole sizing matches those rules without keeping an order book: the new position is sized as
+if the current one were closed first at the fill price, ``E = cash + u * p - |u| * p * c``,
+then ``units = sign(target) * floor(|target| * E / (p * (1 + c)))``, and only the difference
+is traded. From flat and on a flip that is backtesting.py's sizing exactly; a same-direction
+resize reserves more commission than it pays, so an all-in long still never borrows.
+backtesting.py's ``spread`` is charged on entry only, while slippage here hits every fill, so
+the two agree only with zero slippage and zero spread.
 """
 
 from __future__ import annotations
@@ -22,6 +52,8 @@ __all__ = [
     "DEFAULT_COST",
     "FILL_CLOSE",
     "FILL_NEXT_OPEN",
+    "SIZING_FRACTION",
+    "SIZING_WHOLE",
     "SimResult",
     "Trades",
     "simulate",
@@ -29,6 +61,8 @@ __all__ = [
 
 FILL_NEXT_OPEN = "next_open"
 FILL_CLOSE = "close"
+SIZING_FRACTION = "fraction"
+SIZING_WHOLE = "whole"
 DEFAULT_COST = CostModel()
 
 # Relative size below which a negative cash balance is floating-point dust from an all-in buy.
@@ -76,6 +110,15 @@ class SimResult:
 
 
 @njit(cache=True)
+def _whole_units(signal: float, cash: float, units: float, price: float, comm_rate: float) -> float:
+    """Whole units for ``signal`` once the position is closed at ``price`` and commission paid."""
+    free = cash + units * price - abs(units) * price * comm_rate
+    if free <= 0.0:  # a bankrupt account can only close out
+        return 0.0
+    return math.copysign((abs(signal) * free) // (price * (1.0 + comm_rate)), signal)
+
+
+@njit(cache=True)
 def _simulate_core(
     open_: FloatArray,
     close: FloatArray,
@@ -84,6 +127,7 @@ def _simulate_core(
     comm_rate: float,
     slip_rate: float,
     fill_at_close: bool,
+    whole: bool,
 ) -> tuple[FloatArray, FloatArray, FloatArray, IntArray, FloatArray, FloatArray, FloatArray, int]:
     n = close.shape[0]
     equity = np.empty(n)
@@ -114,7 +158,10 @@ def _simulate_core(
             sell_price = price * (1.0 - slip_rate)
             want_buy = 0.0
             want_sell = 0.0
-            if value > 0.0:  # a bankrupt account can only close out
+            if whole:
+                want_buy = _whole_units(signal, cash, units, buy_price, comm_rate)
+                want_sell = _whole_units(signal, cash, units, sell_price, comm_rate)
+            elif value > 0.0:  # a bankrupt account can only close out
                 want_buy = signal * value / (buy_price * (1.0 + comm_rate))
                 want_sell = signal * value / (sell_price * (1.0 + comm_rate))
             # The slipped price depends on the side and the side on the size: size at both
@@ -162,11 +209,20 @@ def _prices(name: str, values: npt.ArrayLike) -> FloatArray:
 
 
 def _validate(
-    open_: npt.ArrayLike, close: npt.ArrayLike, target: npt.ArrayLike, cash: float, fill: str
+    open_: npt.ArrayLike,
+    close: npt.ArrayLike,
+    target: npt.ArrayLike,
+    cash: float,
+    fill: str,
+    sizing: str,
 ) -> tuple[FloatArray, FloatArray, FloatArray]:
     if fill not in (FILL_NEXT_OPEN, FILL_CLOSE):
         raise ValueError(
             f"simulate: fill must be {FILL_NEXT_OPEN!r} or {FILL_CLOSE!r} (got {fill!r})"
+        )
+    if sizing not in (SIZING_FRACTION, SIZING_WHOLE):
+        raise ValueError(
+            f"simulate: sizing must be {SIZING_FRACTION!r} or {SIZING_WHOLE!r} (got {sizing!r})"
         )
     if not math.isfinite(cash) or cash <= 0:
         raise ValueError(f"simulate: cash must be finite and > 0 (got {cash!r})")
@@ -253,6 +309,7 @@ def simulate(
     cash: float = 1.0,
     cost: CostModel = DEFAULT_COST,
     fill: str = FILL_NEXT_OPEN,
+    sizing: str = SIZING_FRACTION,
 ) -> SimResult:
     """Simulate trading one instrument to a target exposure, bar by bar.
 
@@ -271,6 +328,9 @@ def simulate(
         ``"next_open"`` (default, honest) fills the decision of bar ``t`` at ``open_[t+1]``
         and never fills the last bar's decision; ``"close"`` fills at ``close[t]`` and is only
         for comparisons, since it assumes trading at the price the decision was made on.
+    sizing : {"fraction", "whole"}
+        ``"fraction"`` (default) holds fractional units; ``"whole"`` floors every position to
+        whole units with the commission reserved, as backtesting.py does (module docstring).
 
     Returns
     -------
@@ -283,7 +343,17 @@ def simulate(
     current position, so drift does not cause rebalancing. At a fill price ``p`` the equity
     ``E = cash + units * p`` is sized to ``target * E / (p_fill * (1 + commission_rate))``
     with ``p_fill`` the slipped price in the trade's direction; this reserves the commission
-    so an all-in buy leaves cash at zero rather than negative.
+    so an all-in buy leaves cash at zero rather than negative. With ``sizing="whole"`` the
+    size is ``floor(|target| * E' / (p_fill * (1 + commission_rate)))`` where ``E'`` is the
+    cash left after closing the current position at ``p_fill``, so a flip also reserves the
+    commission of its closing leg.
+
+    Examples
+    --------
+    >>> res = simulate([10.0, 10.0, 12.0], [10.0, 11.0, 12.0], [1.0, 1.0, 1.0], cash=100.0,
+    ...                cost=CostModel(commission_bps=10.0, slippage_bps=0.0), sizing="whole")
+    >>> res.units.tolist(), round(float(res.cash[-1]), 2)
+    ([0.0, 9.0, 9.0], 9.91)
     """
     if not isinstance(cost, CostModel):
         raise ValueError(f"simulate: cost must be a CostModel (got {type(cost).__name__})")
@@ -292,9 +362,16 @@ def simulate(
             f"simulate: cost.slippage_bps must be < 10000 (got {cost.slippage_bps!r}); "
             "a sell would otherwise fill at a price <= 0"
         )
-    o, c, tgt = _validate(open_, close, target, cash, fill)
+    o, c, tgt = _validate(open_, close, target, cash, fill, sizing)
     equity, units, cash_arr, f_bar, f_units, f_price, f_comm, k = _simulate_core(
-        o, c, tgt, float(cash), cost.commission_rate, cost.slippage_rate, fill == FILL_CLOSE
+        o,
+        c,
+        tgt,
+        float(cash),
+        cost.commission_rate,
+        cost.slippage_rate,
+        fill == FILL_CLOSE,
+        sizing == SIZING_WHOLE,
     )
     f_bar, f_units, f_price, f_comm = f_bar[:k], f_units[:k], f_price[:k], f_comm[:k]
     trades = _build_trades(f_bar, f_units, f_price, f_comm, units, c)

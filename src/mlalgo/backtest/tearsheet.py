@@ -175,7 +175,8 @@ def write(
         )
     for name, table in tables.items():
         blocks.append(
-            f"<h2>{html.escape(name)}</h2>" + table.to_html(border=0, float_format="{:.4f}".format)
+            f"<h2>{html.escape(name.replace('_', ' '))}</h2>"
+            + table.to_html(border=0, float_format="{:.4f}".format)
         )
     page = (
         "<!doctype html><html><head><meta charset='utf-8'>"

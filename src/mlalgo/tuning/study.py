@@ -393,8 +393,7 @@ def _holdout(
     times = prep.bars.index.get_level_values("time")
     verdict.holdout_range = (f"{prep.holdout.start:%Y-%m-%d}", f"{times.max():%Y-%m-%d}")
     if key in study.user_attrs:
-        stored = study.user_attrs[key]
-        verdict.holdout = {k: (math.nan if v is None else float(v)) for k, v in stored.items()}
+        verdict.holdout = {k: float(v) for k, v in study.user_attrs[key].items()}
         verdict.holdout_looks, verdict.holdout_reused = len(looks), True
         return
     best_cfg = with_values(cfg, best.params, f"trial {best.number}")
@@ -413,7 +412,8 @@ def _holdout(
     run.text(yaml.safe_dump(best_cfg.to_dict(), sort_keys=False), "config/pipeline.yaml")
     run.metrics({**run_metrics(res, best_cfg.stages.backtest.initial_cash), **held})
     run.end("FINISHED")
-    study.set_user_attr(key, {k: (v if math.isfinite(v) else None) for k, v in held.items()})
+    # JSON has no inf or NaN: those are stored as the strings float() reads back.
+    study.set_user_attr(key, {k: (v if math.isfinite(v) else repr(v)) for k, v in held.items()})
     verdict.holdout = held
     verdict.holdout_looks = len(looks) + 1
     log.debug("hold-out evaluated for trial %d: %s", best.number, json.dumps(held))
