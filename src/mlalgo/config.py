@@ -108,11 +108,18 @@ class TrainConfig(_Frozen):
 
 
 class CostConfig(_Frozen):
+    """Frictions of every fill (see :class:`mlalgo.backtest.costs.CostModel`)."""
+
     commission_bps: Annotated[float, Field(ge=0)] = 1.0
     slippage_bps: Annotated[float, Field(ge=0)] = 2.0
+    commission_fixed: Annotated[float, Field(ge=0)] = 0.0  # per fill, account currency
+    half_spread_bps: Annotated[float, Field(ge=0)] = 0.0
+    slippage_vol: Annotated[float, Field(ge=0)] = 0.0  # x the bar's return volatility
+    vol_window: Annotated[int, Field(ge=2)] = 20
+    borrow_bps: Annotated[float, Field(ge=0)] = 0.0  # a year, on short value at each close
 
     def cost_model(self) -> CostModel:
-        return CostModel(commission_bps=self.commission_bps, slippage_bps=self.slippage_bps)
+        return CostModel(**self.model_dump())
 
 
 class BacktestConfig(_Frozen):

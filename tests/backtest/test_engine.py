@@ -418,7 +418,10 @@ def test_accepts_lists_and_non_contiguous_views() -> None:
         ({"fill": "open"}, "fill must be 'next_open' or 'close'"),
         ({"sizing": "lots"}, "sizing must be 'fraction' or 'whole'"),
         ({"cost": "cheap"}, "cost must be a CostModel"),
-        ({"cost": CostModel(slippage_bps=10_000.0)}, "slippage_bps must be < 10000"),
+        (
+            {"cost": CostModel(slippage_bps=10_000.0)},
+            "adverse move at bar 0 is 100.00% of the price",
+        ),
         ({"open_": [], "close": [], "target": []}, "0 bars"),
     ],
 )

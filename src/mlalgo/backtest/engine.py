@@ -105,14 +105,17 @@ class SimResult:
     fill_bar: IntArray  # bar of each fill (at most one fill per bar)
     fill_units: FloatArray  # signed units traded (+buy, -sell)
     fill_price: FloatArray  # price paid or received, including slippage
-    fill_commission: FloatArray  # commission paid on each fill (>= 0)
+    fill_commission: FloatArray  # commission paid on each fill (>= 0), fixed part included
+    borrow: FloatArray  # borrow paid at each close for a short held over it (length n)
     trades: Trades  # round trips built from the fills
 
 
 @njit(cache=True)
-def _whole_units(signal: float, cash: float, units: float, price: float, comm_rate: float) -> float:
+def _whole_units(
+    signal: float, cash: float, units: float, price: float, comm_rate: float, fixed: float
+) -> float:
     """Whole units for ``signal`` once the position is closed at ``price`` and commission paid."""
-    free = cash + units * price - abs(units) * price * comm_rate
+    free = cash + units * price - abs(units) * price * comm_rate - fixed
     if free <= 0.0:  # a bankrupt account can only close out
         return 0.0
     return math.copysign((abs(signal) * free) // (price * (1.0 + comm_rate)), signal)
@@ -125,10 +128,22 @@ def _simulate_core(
     target: FloatArray,
     cash0: float,
     comm_rate: float,
-    slip_rate: float,
+    slip: FloatArray,
     fill_at_close: bool,
     whole: bool,
-) -> tuple[FloatArray, FloatArray, FloatArray, IntArray, FloatArray, FloatArray, FloatArray, int]:
+    comm_fixed: float,
+    borrow_rate: float,
+) -> tuple[
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    IntArray,
+    FloatArray,
+    FloatArray,
+    FloatArray,
+    int,
+    FloatArray,
+]:
     n = close.shape[0]
     equity = np.empty(n)
     units_out = np.empty(n)
@@ -137,6 +152,7 @@ def _simulate_core(
     fill_units = np.empty(n)
     fill_price = np.empty(n)
     fill_comm = np.empty(n)
+    borrow = np.zeros(n)
     k = 0
     cash = cash0
     units = 0.0
@@ -154,16 +170,17 @@ def _simulate_core(
         if not np.isnan(signal) and signal != last:
             last = signal
             value = cash + units * price
-            buy_price = price * (1.0 + slip_rate)
-            sell_price = price * (1.0 - slip_rate)
+            buy_price = price * (1.0 + slip[t])
+            sell_price = price * (1.0 - slip[t])
+            free = value - comm_fixed  # a fixed ticket charge is reserved like the commission
             want_buy = 0.0
             want_sell = 0.0
             if whole:
-                want_buy = _whole_units(signal, cash, units, buy_price, comm_rate)
-                want_sell = _whole_units(signal, cash, units, sell_price, comm_rate)
-            elif value > 0.0:  # a bankrupt account can only close out
-                want_buy = signal * value / (buy_price * (1.0 + comm_rate))
-                want_sell = signal * value / (sell_price * (1.0 + comm_rate))
+                want_buy = _whole_units(signal, cash, units, buy_price, comm_rate, comm_fixed)
+                want_sell = _whole_units(signal, cash, units, sell_price, comm_rate, comm_fixed)
+            elif free > 0.0:  # a bankrupt account can only close out
+                want_buy = signal * free / (buy_price * (1.0 + comm_rate))
+                want_sell = signal * free / (sell_price * (1.0 + comm_rate))
             # The slipped price depends on the side and the side on the size: size at both
             # prices; a position already between the two sizes is on target and does not trade.
             new_units = units
@@ -176,7 +193,7 @@ def _simulate_core(
                 fill_px = sell_price
             traded = new_units - units
             if traded != 0.0:
-                commission = abs(traded) * fill_px * comm_rate
+                commission = abs(traded) * fill_px * comm_rate + comm_fixed
                 cash = cash - traded * fill_px - commission
                 if cash < 0.0 and cash > -_CASH_DUST * abs(value):  # rounding of an all-in buy
                     cash = 0.0
@@ -186,10 +203,13 @@ def _simulate_core(
                 fill_price[k] = fill_px
                 fill_comm[k] = commission
                 k += 1
+        if units < 0.0 and borrow_rate > 0.0:  # a short held over this close pays to borrow
+            borrow[t] = -units * close[t] * borrow_rate
+            cash -= borrow[t]
         cash_out[t] = cash
         units_out[t] = units
         equity[t] = cash + units * close[t]
-    return equity, units_out, cash_out, fill_bar, fill_units, fill_price, fill_comm, k
+    return equity, units_out, cash_out, fill_bar, fill_units, fill_price, fill_comm, k, borrow
 
 
 def _prices(name: str, values: npt.ArrayLike) -> FloatArray:
@@ -258,9 +278,19 @@ def _build_trades(
     fill_comm: FloatArray,
     units: FloatArray,
     close: FloatArray,
+    borrow: FloatArray,
 ) -> Trades:
-    """Split the fills into round trips; the position around a fill is read from ``units``."""
+    """Split the fills into round trips; the position around a fill is read from ``units``.
+
+    A short's PnL also pays the borrow charged at each close it was held over: from its entry
+    bar through the bar before its exit fill (through the last bar if still open).
+    """
     rows: list[tuple[int, int, int, float, float, float, float, bool]] = []
+    held_cost = np.r_[0.0, np.cumsum(borrow)]  # held_cost[j]: borrow paid at closes < j
+
+    def paid(entry: int, end: int) -> float:
+        return float(held_cost[end] - held_cost[entry])
+
     entry_bar = direction = 0
     size = entry_price = flow = 0.0
 
@@ -279,7 +309,7 @@ def _build_trades(
             start(bar, traded, price, commission)
         elif after == 0.0 or (after > 0.0) != (before > 0.0):
             closing_comm = commission * abs(before) / (abs(before) + abs(after))
-            pnl = flow + before * price - closing_comm
+            pnl = flow + before * price - closing_comm - paid(entry_bar, bar)
             rows.append((entry_bar, bar, direction, size, entry_price, price, pnl, False))
             if after != 0.0:
                 start(bar, after, price, commission - closing_comm)
@@ -288,7 +318,7 @@ def _build_trades(
     n = units.shape[0]
     if units[n - 1] != 0.0:
         last_close = float(close[n - 1])
-        pnl = flow + float(units[n - 1]) * last_close
+        pnl = flow + float(units[n - 1]) * last_close - paid(entry_bar, n)
         rows.append((entry_bar, n - 1, direction, size, entry_price, last_close, pnl, True))
     cols = list(zip(*rows, strict=True)) if rows else [()] * 8
     dtypes = (np.int64, np.int64, np.int8, *([np.float64] * 4), np.bool_)
@@ -310,6 +340,7 @@ def simulate(
     cost: CostModel = DEFAULT_COST,
     fill: str = FILL_NEXT_OPEN,
     sizing: str = SIZING_FRACTION,
+    periods_per_year: float = 252,
 ) -> SimResult:
     """Simulate trading one instrument to a target exposure, bar by bar.
 
@@ -323,7 +354,8 @@ def simulate(
     cash : float
         Starting cash (> 0).
     cost : CostModel
-        Commission and slippage applied to every fill.
+        Commission (relative and fixed), slippage, half spread and volatility slippage on
+        every fill; borrow on shorts held over a close.
     fill : {"next_open", "close"}
         ``"next_open"`` (default, honest) fills the decision of bar ``t`` at ``open_[t+1]``
         and never fills the last bar's decision; ``"close"`` fills at ``close[t]`` and is only
@@ -331,6 +363,8 @@ def simulate(
     sizing : {"fraction", "whole"}
         ``"fraction"`` (default) holds fractional units; ``"whole"`` floors every position to
         whole units with the commission reserved, as backtesting.py does (module docstring).
+    periods_per_year : float
+        Bars per year, to turn the cost model's annual borrow rate into a per-bar charge.
 
     Returns
     -------
@@ -357,24 +391,31 @@ def simulate(
     """
     if not isinstance(cost, CostModel):
         raise ValueError(f"simulate: cost must be a CostModel (got {type(cost).__name__})")
-    if cost.slippage_rate >= 1.0:
-        raise ValueError(
-            f"simulate: cost.slippage_bps must be < 10000 (got {cost.slippage_bps!r}); "
-            "a sell would otherwise fill at a price <= 0"
-        )
     o, c, tgt = _validate(open_, close, target, cash, fill, sizing)
-    equity, units, cash_arr, f_bar, f_units, f_price, f_comm, k = _simulate_core(
+    slip = np.ascontiguousarray(cost.adverse_rates(c, fill == FILL_CLOSE))
+    if float(slip.max()) >= 1.0:
+        i = int(np.argmax(slip))
+        raise ValueError(
+            f"simulate: the cost model's adverse move at bar {i} is {slip[i]:.2%} of the price; "
+            "slippage, half spread and volatility slippage must stay below 100 % "
+            "(a sell would otherwise fill at a price <= 0)"
+        )
+    if not (math.isfinite(periods_per_year) and periods_per_year > 0):
+        raise ValueError(f"simulate: periods_per_year must be > 0 (got {periods_per_year!r})")
+    equity, units, cash_arr, f_bar, f_units, f_price, f_comm, k, borrow = _simulate_core(
         o,
         c,
         tgt,
         float(cash),
         cost.commission_rate,
-        cost.slippage_rate,
+        slip,
         fill == FILL_CLOSE,
         sizing == SIZING_WHOLE,
+        float(cost.commission_fixed),
+        cost.borrow_rate(periods_per_year),
     )
     f_bar, f_units, f_price, f_comm = f_bar[:k], f_units[:k], f_price[:k], f_comm[:k]
-    trades = _build_trades(f_bar, f_units, f_price, f_comm, units, c)
+    trades = _build_trades(f_bar, f_units, f_price, f_comm, units, c, borrow)
     return SimResult(
         equity=_frozen(equity),
         units=_frozen(units),
@@ -383,5 +424,6 @@ def simulate(
         fill_units=_frozen(f_units.copy()),
         fill_price=_frozen(f_price.copy()),
         fill_commission=_frozen(f_comm.copy()),
+        borrow=_frozen(borrow),
         trades=trades,
     )

@@ -48,6 +48,7 @@ def run_portfolio(
             cash=sleeve,
             cost=cost,
             fill=fill,
+            periods_per_year=periods_per_year,
         )
         equity[sym] = pd.Series(res.equity, index=group.index)
         units[sym] = pd.Series(res.units, index=group.index)
