@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
-from mlalgo.policy import DecisionPolicy, decide, describe
+from mlalgo.policy import DecisionPolicy, decide, describe, realised_volatility
 
 PROBA = np.array([0.0, 0.3, 0.45, 0.46, 0.5, 0.55, 0.56, 0.9, 1.0, np.nan])
 
@@ -111,3 +111,47 @@ def test_a_policy_is_frozen() -> None:
     with pytest.raises(ValidationError):
         policy.long_threshold = 0.9  # type: ignore[misc]
     assert policy.long_threshold == 0.55
+
+
+def test_kelly_sizes_a_fraction_of_the_kelly_bet_capped_at_size() -> None:
+    policy = DecisionPolicy(allow_short=True, kelly_fraction=0.5, payoff_ratio=2.0, size=0.3)
+    # long at p=0.6, odds 2: Kelly = 0.6 - 0.4 / 2 = 0.4, half of it 0.2
+    # long at p=0.9: Kelly = 0.9 - 0.1 / 2 = 0.85, half 0.425, capped at 0.3
+    # short at p=0.3: P(down)=0.7, Kelly = 0.7 - 0.3 / 2 = 0.55, half 0.275
+    # short at p=0.44: P(down)=0.56, Kelly = 0.56 - 0.44 / 2 = 0.34, half 0.17
+    got = decide(np.array([0.6, 0.9, 0.3, 0.44, 0.5]), policy)
+    np.testing.assert_allclose(got, [0.2, 0.3, -0.275, -0.17, 0.0], rtol=1e-12)
+
+
+def test_kelly_never_bets_against_a_losing_edge() -> None:
+    # p just above the long threshold but at even odds the Kelly fraction of p=0.505 with
+    # payoff 0.5 is negative: no bet rather than a short.
+    policy = DecisionPolicy(long_threshold=0.5, kelly_fraction=1.0, payoff_ratio=0.5)
+    assert decide(np.array([0.6]), policy).tolist() == [0.0]  # 0.6 - 0.4 / 0.5 = -0.2
+
+
+def test_volatility_targeting_scales_by_target_over_realised_and_caps_the_scale() -> None:
+    policy = DecisionPolicy(allow_short=True, vol_target=0.1, vol_cap=1.5)
+    got = decide(
+        np.array([0.7, 0.2, 0.7, 0.7, 0.7, 0.5]),
+        policy,
+        np.array([0.2, 0.05, 0.01, np.nan, 0.0, 0.3]),
+    )
+    np.testing.assert_allclose(got, [0.5, -1.5, 1.5, np.nan, np.nan, 0.0], rtol=1e-12)
+
+
+def test_volatility_targeting_needs_a_volatility() -> None:
+    with pytest.raises(ValueError, match="realised_volatility"):
+        decide(np.array([0.7]), DecisionPolicy(vol_target=0.1))
+
+
+def test_realised_volatility_is_the_annualised_std_of_the_last_window_log_returns() -> None:
+    close = np.array([100.0, 101.0, 99.0, 102.0, 103.0, 101.0])
+    got = realised_volatility(close, 3, 252)
+    r = np.diff(np.log(close))
+    assert np.isnan(got[:3]).all()
+    for t in range(3, 6):
+        assert got[t] == pytest.approx(np.std(r[t - 3 : t], ddof=1) * np.sqrt(252), rel=1e-12)
+    changed = close.copy()
+    changed[5] = 200.0
+    assert realised_volatility(changed, 3, 252)[4] == got[4]  # no look-ahead

@@ -63,9 +63,10 @@ class Bundle:
             )
         return np.asarray(self.booster.predict(x), dtype=np.float64)
 
-    def signal(self, features: np.ndarray) -> np.ndarray:
-        """Target exposure per row, through the same ``decide`` as the backtest."""
-        return decide(self.predict_proba(features), self.policy)
+    def signal(self, features: np.ndarray, volatility: np.ndarray | None = None) -> np.ndarray:
+        """Target exposure per row, through the same ``decide`` as the backtest (``volatility``
+        only for a policy with ``vol_target``)."""
+        return decide(self.predict_proba(features), self.policy, volatility)
 
 
 def export_bundle(

@@ -14,14 +14,25 @@ import types
 import typing
 from datetime import date, datetime
 from pathlib import Path
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, PositiveInt, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    ValidationError,
+    model_validator,
+)
 
 from mlalgo.backtest.costs import CostModel
 from mlalgo.features.spec import FeatureDef, FeatureSpec
 from mlalgo.policy import DecisionPolicy
+
+if TYPE_CHECKING:
+    from mlalgo.backtest.portfolio import RiskLimits
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -121,6 +132,31 @@ class CostConfig(_Frozen):
     def cost_model(self) -> CostModel:
         return CostModel(**self.model_dump())
 
+    def scaled(self, factor: float) -> CostConfig:
+        """Every friction times ``factor`` (see :meth:`CostModel.scaled`)."""
+        model = self.cost_model().scaled(factor)
+        return CostConfig(**{k: getattr(model, k) for k in type(self).model_fields})
+
+
+Fraction = Annotated[float, Field(gt=0, lt=1)]
+
+
+class RiskConfig(_Frozen):
+    """Exits and account limits (see :class:`mlalgo.backtest.portfolio.RiskLimits`)."""
+
+    stop_loss: Fraction | None = None  # of the entry price
+    take_profit: PositiveFloat | None = None  # of the entry price
+    trailing_stop: Fraction | None = None  # of the best price since entry
+    max_drawdown: Fraction | None = None  # kill switch: flat for the rest of the run
+    max_daily_loss: Fraction | None = None  # flat for the rest of the day
+    max_position: PositiveFloat | None = None  # |exposure| of one instrument, x equity
+    max_leverage: PositiveFloat | None = None  # gross exposure, x equity
+
+    def limits(self) -> RiskLimits:
+        from mlalgo.backtest.portfolio import RiskLimits  # the numba engine, only when used
+
+        return RiskLimits(**self.model_dump())
+
 
 class BacktestConfig(_Frozen):
     window: Literal["expanding", "rolling"] = "expanding"
@@ -131,6 +167,10 @@ class BacktestConfig(_Frozen):
     initial_cash: Annotated[float, Field(gt=0)] = 100_000.0
     costs: CostConfig = CostConfig()
     policy: DecisionPolicy = DecisionPolicy()
+    sizing: Literal["fraction", "whole", "units"] = "fraction"
+    unit_size: PositiveFloat = 1.0  # units per unit of target, with sizing: units
+    min_trade: Annotated[float, Field(ge=0)] = 0.0  # skip trades below this x equity
+    risk: RiskConfig = RiskConfig()
     report_dir: Path = Path("reports")  # tearsheets, one folder per run
 
 

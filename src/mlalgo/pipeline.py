@@ -25,10 +25,8 @@ import pandas as pd
 import yaml
 
 from mlalgo import __version__
-from mlalgo.backtest.metrics import returns_from_equity
-from mlalgo.backtest.portfolio import PortfolioResult, run_portfolio
 from mlalgo.backtest.report import equity_figure, fold_table
-from mlalgo.backtest.sharpe_stats import probabilistic_sharpe_ratio
+from mlalgo.backtest.runner import BacktestResult, run
 from mlalgo.backtest.walkforward import (
     WalkForwardResult,
     oos_scores,
@@ -44,7 +42,7 @@ from mlalgo.features.batch import compute
 from mlalgo.labels import make_labels, reach
 from mlalgo.model.estimators import make_estimator as build
 from mlalgo.model.splits import PurgedWalkForward
-from mlalgo.policy import decide
+from mlalgo.policy import decide, realised_volatility
 from mlalgo.report import evidence_metrics, write_report
 from mlalgo.tracking import Tracker, git_info
 
@@ -59,8 +57,8 @@ class Research:
     labels: pd.DataFrame
     walk_forward: WalkForwardResult
     target: pd.Series  # decided exposure per OOS bar
-    strategy: PortfolioResult
-    buy_hold: PortfolioResult
+    strategy: BacktestResult
+    buy_hold: BacktestResult
 
     @property
     def oos_range(self) -> tuple[pd.Timestamp, pd.Timestamp]:
@@ -150,36 +148,44 @@ def research(
     )
     oos_start = wf.folds["test_start"].iloc[0]
     target, strategy = backtest_window(cfg, bars, wf.proba.to_numpy(), oos_start)
-    buy_hold = backtest_window(cfg, bars, None, oos_start)[1]
-    return Research(features, labels, wf, target, strategy, buy_hold)
+    assert strategy.buy_hold is not None
+    return Research(features, labels, wf, target, strategy, strategy.buy_hold)
 
 
 def backtest_window(
     cfg: PipelineConfig,
     bars: pd.DataFrame,
-    proba: np.ndarray | None,
+    proba: np.ndarray,
     start: pd.Timestamp,
     end: pd.Timestamp | None = None,
-) -> tuple[pd.Series, PortfolioResult]:
-    """Trade ``proba`` (aligned with ``bars``; None: buy & hold) from flat on bars in [start, end].
+    *,
+    buy_hold: bool = True,
+) -> tuple[pd.Series, BacktestResult]:
+    """Trade ``proba`` (aligned with ``bars``) from flat on bars in [start, end], with buy &
+    hold beside it.
 
     The one place that turns predictions into a costed backtest, so a run, a tuning trial's
-    fold scores and the hold-out evaluation cannot disagree about fills or costs.
+    fold scores and the hold-out evaluation cannot disagree about fills or costs. Each of the
+    ``m`` symbols is allotted ``1/m`` of the account: its target is ``decide``'s exposure over
+    ``m``, all on one cash account. Volatility targeting reads each symbol's realised
+    volatility at the decision's close, from all bars up to it.
     """
     st = cfg.stages
+    policy = st.backtest.policy
+    ppy = periods_per_year(cfg)
     times = bars.index.get_level_values("time")
     inside = (times >= start) & (times <= end if end is not None else True)
     window = bars.loc[inside]
-    exposure = np.ones(len(window)) if proba is None else decide(proba[inside], st.backtest.policy)
+    vol = None
+    if policy.vol_target is not None:
+        vol = bars.groupby(level="symbol", sort=False)["close"].transform(
+            lambda c: pd.Series(realised_volatility(c.to_numpy(), policy.vol_window, ppy), c.index)
+        )
+        vol = vol.to_numpy()[inside]
+    n_symbols = window.index.get_level_values("symbol").nunique()
+    exposure = decide(proba[inside], policy, vol) / n_symbols
     target = pd.Series(exposure, index=window.index)
-    result = run_portfolio(
-        window,
-        target,
-        cash=st.backtest.initial_cash,
-        cost=st.backtest.costs.cost_model(),
-        fill=st.backtest.fill,
-        periods_per_year=periods_per_year(cfg),
-    )
+    result = run(window, target, st.backtest, periods_per_year=ppy, buy_hold=buy_hold)
     return target, result
 
 
@@ -187,30 +193,25 @@ def holdout_metrics(
     cfg: PipelineConfig, bars: pd.DataFrame, res: Research, start: pd.Timestamp
 ) -> dict[str, float]:
     """The strategy and buy & hold traded from flat on the hold-out alone: ``holdout_*``."""
-    proba = res.walk_forward.proba.to_numpy()
-    initial = cfg.stages.backtest.initial_cash
-    out: dict[str, float] = {}
-    for prefix, p in (("holdout_", proba), ("holdout_buy_hold_", None)):
-        result = backtest_window(cfg, bars, p, start)[1]
-        out.update({f"{prefix}{k}": v for k, v in result.metrics.items()})
-        returns = returns_from_equity(result.equity, initial)
-        out[f"{prefix}psr"] = probabilistic_sharpe_ratio(returns)
-    return out
+    result = backtest_window(cfg, bars, res.walk_forward.proba.to_numpy(), start)[1]
+    assert result.buy_hold is not None
+    return {
+        **{f"holdout_{k}": v for k, v in result.metrics.items()},
+        **{f"holdout_buy_hold_{k}": v for k, v in result.buy_hold.metrics.items()},
+    }
 
 
 def run_metrics(res: Research, initial: float) -> dict[str, float]:
     """Everything a run reports: strategy, buy & hold, out-of-sample classification, folds.
 
     ``psr`` is the probabilistic Sharpe ratio of the daily returns: the probability that the
-    true Sharpe ratio is above zero, given the sample's length, skew and fat tails.
+    true Sharpe ratio is above zero, given the sample's length, skew and fat tails. ``dsr``
+    deflates it for the number of configurations tried; a plain run tried one, so the two are
+    equal here and ``mlalgo tune`` reports the deflated one for its study.
     """
     return {
         **res.strategy.metrics,
-        "psr": probabilistic_sharpe_ratio(returns_from_equity(res.strategy.equity, initial)),
         **{f"buy_hold_{k}": v for k, v in res.buy_hold.metrics.items()},
-        "buy_hold_psr": probabilistic_sharpe_ratio(
-            returns_from_equity(res.buy_hold.equity, initial)
-        ),
         **oos_scores(res.walk_forward.proba, res.labels),
         "n_folds": float(len(res.walk_forward.folds)),
     }

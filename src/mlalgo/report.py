@@ -101,14 +101,7 @@ def stress_tables(
     ppy = _ppy(cfg)
     times = bars.index.get_level_values("time")
     oos = bars.loc[times >= res.strategy.equity.index[0]]
-    costs = cost_stress(
-        oos,
-        res.target.reindex(oos.index),
-        cash=bt.initial_cash,
-        cost=bt.costs.cost_model(),
-        fill=bt.fill,
-        periods_per_year=ppy,
-    )
+    costs = cost_stress(oos, res.target.reindex(oos.index), bt, periods_per_year=ppy)
     strat, bench = res.strategy.equity, res.buy_hold.equity
     return {
         "cost_stress": costs[

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlalgo.backtest.costs import CostModel
 from mlalgo.backtest.metrics import sharpe
-from mlalgo.backtest.portfolio import run_portfolio
+from mlalgo.backtest.runner import run
 from mlalgo.backtest.stress import CRASHES, cost_stress, period_table, regime_table, scenarios
+from mlalgo.config import BacktestConfig, CostConfig
 
 
 def curve(values: list[float], start: str = "2020-12-30") -> pd.Series:
@@ -71,10 +71,14 @@ def test_cost_stress_scales_both_costs_and_matches_the_engine(sample_bars) -> No
     bars = bars.loc[bars.index.get_level_values("time") >= pd.Timestamp("2010-01-01", tz="UTC")]
     rng = np.random.default_rng(5)
     target = pd.Series(rng.choice([0.0, 1.0], size=len(bars), p=[0.5, 0.5]), index=bars.index)
-    cost = CostModel(commission_bps=1.0, slippage_bps=2.0)
-    table = cost_stress(bars, target, cash=100_000.0, cost=cost)
+    cfg = BacktestConfig(costs=CostConfig(commission_bps=1.0, slippage_bps=2.0, half_spread_bps=1))
+    table = cost_stress(bars, target, cfg)
     assert table["cost_factor"].tolist() == [0.5, 1.0, 2.0, 4.0]
-    direct = run_portfolio(bars, target, cash=100_000.0, cost=cost).metrics
+    direct = run(bars, target, cfg).metrics
+    doubled = cfg.model_copy(
+        update={"costs": CostConfig(commission_bps=2.0, slippage_bps=4.0, half_spread_bps=2)}
+    )
+    assert table.loc[2, "total_return"] == run(bars, target, doubled).metrics["total_return"]
     assert table.loc[1, "total_return"] == direct["total_return"]
     assert table.loc[1, "n_trades"] == direct["n_trades"]
     assert table["total_return"].is_monotonic_decreasing  # same trades, dearer fills

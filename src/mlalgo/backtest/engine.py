@@ -44,8 +44,8 @@ from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
-from numba import njit
 
+from mlalgo.backtest.core import EXIT_REASONS, SIZING_CODES, portfolio_core
 from mlalgo.backtest.costs import CostModel
 
 __all__ = [
@@ -57,6 +57,7 @@ __all__ = [
     "SimResult",
     "Trades",
     "simulate",
+    "trades_from_rows",
 ]
 
 FILL_NEXT_OPEN = "next_open"
@@ -64,9 +65,6 @@ FILL_CLOSE = "close"
 SIZING_FRACTION = "fraction"
 SIZING_WHOLE = "whole"
 DEFAULT_COST = CostModel()
-
-# Relative size below which a negative cash balance is floating-point dust from an all-in buy.
-_CASH_DUST = 1e-12
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int64]
@@ -88,8 +86,12 @@ class Trades:
     units: FloatArray  # absolute size of the opening fill
     entry_price: FloatArray  # slipped price of the opening fill
     exit_price: FloatArray  # slipped price of the closing fill, last close if still open
-    pnl: FloatArray  # net of slippage and all commissions; open trades marked at last close
+    pnl: FloatArray  # net of slippage, commissions and borrow; open trades marked at last close
     is_open: npt.NDArray[np.bool_]  # still open at the last bar (no exit costs charged)
+    commission: FloatArray  # every commission of the trade's fills (a flip's split pro rata)
+    borrow: FloatArray  # borrow paid while the trade was short
+    exit_reason: npt.NDArray[np.int8]  # index into EXIT_REASONS
+    asset: IntArray  # column of the instrument in the simulated arrays
 
     def __len__(self) -> int:
         return int(self.pnl.shape[0])
@@ -108,108 +110,6 @@ class SimResult:
     fill_commission: FloatArray  # commission paid on each fill (>= 0), fixed part included
     borrow: FloatArray  # borrow paid at each close for a short held over it (length n)
     trades: Trades  # round trips built from the fills
-
-
-@njit(cache=True)
-def _whole_units(
-    signal: float, cash: float, units: float, price: float, comm_rate: float, fixed: float
-) -> float:
-    """Whole units for ``signal`` once the position is closed at ``price`` and commission paid."""
-    free = cash + units * price - abs(units) * price * comm_rate - fixed
-    if free <= 0.0:  # a bankrupt account can only close out
-        return 0.0
-    return math.copysign((abs(signal) * free) // (price * (1.0 + comm_rate)), signal)
-
-
-@njit(cache=True)
-def _simulate_core(
-    open_: FloatArray,
-    close: FloatArray,
-    target: FloatArray,
-    cash0: float,
-    comm_rate: float,
-    slip: FloatArray,
-    fill_at_close: bool,
-    whole: bool,
-    comm_fixed: float,
-    borrow_rate: float,
-) -> tuple[
-    FloatArray,
-    FloatArray,
-    FloatArray,
-    IntArray,
-    FloatArray,
-    FloatArray,
-    FloatArray,
-    int,
-    FloatArray,
-]:
-    n = close.shape[0]
-    equity = np.empty(n)
-    units_out = np.empty(n)
-    cash_out = np.empty(n)
-    fill_bar = np.empty(n, dtype=np.int64)
-    fill_units = np.empty(n)
-    fill_price = np.empty(n)
-    fill_comm = np.empty(n)
-    borrow = np.zeros(n)
-    k = 0
-    cash = cash0
-    units = 0.0
-    last = 0.0  # the target that produced the current position; flat to start with
-    for t in range(n):
-        if fill_at_close:
-            signal = target[t]
-            price = close[t]
-        elif t > 0:
-            signal = target[t - 1]
-            price = open_[t]
-        else:
-            signal = np.nan
-            price = open_[0]
-        if not np.isnan(signal) and signal != last:
-            last = signal
-            value = cash + units * price
-            buy_price = price * (1.0 + slip[t])
-            sell_price = price * (1.0 - slip[t])
-            free = value - comm_fixed  # a fixed ticket charge is reserved like the commission
-            want_buy = 0.0
-            want_sell = 0.0
-            if whole:
-                want_buy = _whole_units(signal, cash, units, buy_price, comm_rate, comm_fixed)
-                want_sell = _whole_units(signal, cash, units, sell_price, comm_rate, comm_fixed)
-            elif free > 0.0:  # a bankrupt account can only close out
-                want_buy = signal * free / (buy_price * (1.0 + comm_rate))
-                want_sell = signal * free / (sell_price * (1.0 + comm_rate))
-            # The slipped price depends on the side and the side on the size: size at both
-            # prices; a position already between the two sizes is on target and does not trade.
-            new_units = units
-            fill_px = price
-            if want_buy > units:
-                new_units = want_buy
-                fill_px = buy_price
-            elif want_sell < units:
-                new_units = want_sell
-                fill_px = sell_price
-            traded = new_units - units
-            if traded != 0.0:
-                commission = abs(traded) * fill_px * comm_rate + comm_fixed
-                cash = cash - traded * fill_px - commission
-                if cash < 0.0 and cash > -_CASH_DUST * abs(value):  # rounding of an all-in buy
-                    cash = 0.0
-                units = new_units
-                fill_bar[k] = t
-                fill_units[k] = traded
-                fill_price[k] = fill_px
-                fill_comm[k] = commission
-                k += 1
-        if units < 0.0 and borrow_rate > 0.0:  # a short held over this close pays to borrow
-            borrow[t] = -units * close[t] * borrow_rate
-            cash -= borrow[t]
-        cash_out[t] = cash
-        units_out[t] = units
-        equity[t] = cash + units * close[t]
-    return equity, units_out, cash_out, fill_bar, fill_units, fill_price, fill_comm, k, borrow
 
 
 def _prices(name: str, values: npt.ArrayLike) -> FloatArray:
@@ -271,59 +171,23 @@ def _validate(
     return o, c, np.ascontiguousarray(tgt)
 
 
-def _build_trades(
-    fill_bar: IntArray,
-    fill_units: FloatArray,
-    fill_price: FloatArray,
-    fill_comm: FloatArray,
-    units: FloatArray,
-    close: FloatArray,
-    borrow: FloatArray,
-) -> Trades:
-    """Split the fills into round trips; the position around a fill is read from ``units``.
-
-    A short's PnL also pays the borrow charged at each close it was held over: from its entry
-    bar through the bar before its exit fill (through the last bar if still open).
-    """
-    rows: list[tuple[int, int, int, float, float, float, float, bool]] = []
-    held_cost = np.r_[0.0, np.cumsum(borrow)]  # held_cost[j]: borrow paid at closes < j
-
-    def paid(entry: int, end: int) -> float:
-        return float(held_cost[end] - held_cost[entry])
-
-    entry_bar = direction = 0
-    size = entry_price = flow = 0.0
-
-    def start(bar: int, signed_units: float, price: float, commission: float) -> None:
-        nonlocal entry_bar, direction, size, entry_price, flow
-        entry_bar, direction = bar, (1 if signed_units > 0 else -1)
-        size, entry_price = abs(signed_units), price
-        flow = -signed_units * price - commission
-
-    for i in range(fill_bar.shape[0]):
-        bar, traded = int(fill_bar[i]), float(fill_units[i])
-        price, commission = float(fill_price[i]), float(fill_comm[i])
-        before = float(units[bar - 1]) if bar > 0 else 0.0
-        after = float(units[bar])
-        if before == 0.0:
-            start(bar, traded, price, commission)
-        elif after == 0.0 or (after > 0.0) != (before > 0.0):
-            closing_comm = commission * abs(before) / (abs(before) + abs(after))
-            pnl = flow + before * price - closing_comm - paid(entry_bar, bar)
-            rows.append((entry_bar, bar, direction, size, entry_price, price, pnl, False))
-            if after != 0.0:
-                start(bar, after, price, commission - closing_comm)
-        else:
-            flow += -traded * price - commission
-    n = units.shape[0]
-    if units[n - 1] != 0.0:
-        last_close = float(close[n - 1])
-        pnl = flow + float(units[n - 1]) * last_close - paid(entry_bar, n)
-        rows.append((entry_bar, n - 1, direction, size, entry_price, last_close, pnl, True))
-    cols = list(zip(*rows, strict=True)) if rows else [()] * 8
-    dtypes = (np.int64, np.int64, np.int8, *([np.float64] * 4), np.bool_)
-    arrays = [_frozen(np.asarray(col, dtype=dt)) for col, dt in zip(cols, dtypes, strict=True)]
-    return Trades(*arrays)
+def trades_from_rows(rows: FloatArray) -> Trades:
+    """Trades from the core's float-coded rows, in the order they closed (open ones last)."""
+    reason = rows[:, 10].astype(np.int8)
+    return Trades(
+        entry_bar=_frozen(rows[:, 1].astype(np.int64)),
+        exit_bar=_frozen(rows[:, 2].astype(np.int64)),
+        direction=_frozen(rows[:, 3].astype(np.int8)),
+        units=_frozen(rows[:, 4].copy()),
+        entry_price=_frozen(rows[:, 5].copy()),
+        exit_price=_frozen(rows[:, 6].copy()),
+        pnl=_frozen(rows[:, 7].copy()),
+        is_open=_frozen(reason == EXIT_REASONS.index("open")),
+        commission=_frozen(rows[:, 8].copy()),
+        borrow=_frozen(rows[:, 9].copy()),
+        exit_reason=_frozen(reason),
+        asset=_frozen(rows[:, 0].astype(np.int64)),
+    )
 
 
 def _frozen(arr: _ArrayT) -> _ArrayT:
@@ -402,28 +266,44 @@ def simulate(
         )
     if not (math.isfinite(periods_per_year) and periods_per_year > 0):
         raise ValueError(f"simulate: periods_per_year must be > 0 (got {periods_per_year!r})")
-    equity, units, cash_arr, f_bar, f_units, f_price, f_comm, k, borrow = _simulate_core(
-        o,
-        c,
-        tgt,
+    col = (n := c.shape[0], 1)
+    equity, cash_arr, units2, fills, k, trades, q, _ = portfolio_core(
+        o.reshape(col),
+        c.reshape(col),
+        c.reshape(col),
+        c.reshape(col),
+        tgt.reshape(col),
+        np.arange(n, dtype=np.int64),
         float(cash),
         cost.commission_rate,
-        slip,
-        fill == FILL_CLOSE,
-        sizing == SIZING_WHOLE,
         float(cost.commission_fixed),
+        slip.reshape(col),
         cost.borrow_rate(periods_per_year),
+        fill == FILL_CLOSE,
+        SIZING_CODES[sizing],
+        1.0,
+        np.inf,
+        np.inf,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
+        0.0,
     )
-    f_bar, f_units, f_price, f_comm = f_bar[:k], f_units[:k], f_price[:k], f_comm[:k]
-    trades = _build_trades(f_bar, f_units, f_price, f_comm, units, c, borrow)
+    units = units2[:, 0].copy()
+    borrow = np.zeros(n)
+    short = units < 0.0
+    borrow[short] = -units[short] * c[short] * cost.borrow_rate(periods_per_year)
+    fills = fills[:k]
     return SimResult(
         equity=_frozen(equity),
         units=_frozen(units),
         cash=_frozen(cash_arr),
-        fill_bar=_frozen(f_bar.copy()),
-        fill_units=_frozen(f_units.copy()),
-        fill_price=_frozen(f_price.copy()),
-        fill_commission=_frozen(f_comm.copy()),
+        fill_bar=_frozen(fills[:, 0].astype(np.int64)),
+        fill_units=_frozen(fills[:, 2].copy()),
+        fill_price=_frozen(fills[:, 3].copy()),
+        fill_commission=_frozen(fills[:, 4].copy()),
         borrow=_frozen(borrow),
-        trades=trades,
+        trades=trades_from_rows(trades[:q]),
     )

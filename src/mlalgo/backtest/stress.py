@@ -13,9 +13,9 @@ from collections.abc import Iterable, Mapping
 import numpy as np
 import pandas as pd
 
-from mlalgo.backtest.costs import CostModel
 from mlalgo.backtest.metrics import max_drawdown, sharpe
-from mlalgo.backtest.portfolio import run_portfolio
+from mlalgo.backtest.runner import run
+from mlalgo.config import BacktestConfig
 
 __all__ = ["COST_FACTORS", "CRASHES", "cost_stress", "period_table", "regime_table", "scenarios"]
 
@@ -31,24 +31,16 @@ CRASHES: Mapping[str, tuple[str, str]] = {
 def cost_stress(
     bars: pd.DataFrame,
     target: pd.Series,
+    config: BacktestConfig,
     *,
-    cash: float,
-    cost: CostModel,
-    fill: str = "next_open",
-    periods_per_year: int = 252,
+    periods_per_year: float = 252,
     factors: Iterable[float] = COST_FACTORS,
 ) -> pd.DataFrame:
-    """Every summary metric with commission and slippage scaled by each factor."""
+    """Every summary metric with every friction of ``config.costs`` scaled by each factor."""
     rows = []
     for factor in factors:
-        result = run_portfolio(
-            bars,
-            target,
-            cash=cash,
-            cost=cost.scaled(factor),
-            fill=fill,
-            periods_per_year=periods_per_year,
-        )
+        scaled = config.model_copy(update={"costs": config.costs.scaled(factor)})
+        result = run(bars, target, scaled, periods_per_year=periods_per_year, buy_hold=False)
         rows.append({"cost_factor": float(factor), **result.metrics})
     return pd.DataFrame(rows)
 

@@ -70,7 +70,9 @@ class FoldScorer:
 
     def _sharpe(self, row: dict[str, Any], proba: np.ndarray) -> tuple[float, float]:
         assert self.oos_start is not None
-        result = backtest_window(self.cfg, self.bars, proba, self.oos_start, row["test_end"])[1]
+        result = backtest_window(
+            self.cfg, self.bars, proba, self.oos_start, row["test_end"], buy_hold=False
+        )[1]
         initial = self.cfg.stages.backtest.initial_cash
         ppy = periods_per_year(self.cfg)
         returns = pd.Series(returns_from_equity(result.equity, initial), index=result.equity.index)

@@ -1,0 +1,783 @@
+"""The numba core of the backtest: many instruments, one cash account, bar by bar.
+
+Arrays in, arrays out; no pandas, no I/O. :func:`mlalgo.backtest.engine.simulate` (one
+instrument) and :func:`mlalgo.backtest.runner.run` (a DataFrame of bars) are thin shells over
+:func:`portfolio_core`, and the parameter sweep calls it once per parameter set, so every
+number the project reports comes from this one loop.
+
+Inputs are ``(n, m)`` arrays: ``n`` bars on a shared calendar, ``m`` instruments. A NaN price
+means the instrument has no bar then: it neither fills nor triggers a stop, and its position
+is marked at its last close.
+
+What happens on bar ``t``, in time order (``next_open`` fills; ``close`` fills skip step 3
+and fill at step 5 instead):
+
+1. **Pending flattens.** A kill switch or daily-loss breach decided at the previous close
+   flattens every position at this open.
+2. **Gaps.** A position held over from the previous bar whose stop-loss, trailing stop or
+   take-profit lies beyond this open exits at the open.
+3. **Decisions** taken at close ``t - 1`` fill at the open when the target differs from the
+   one that produced the current position (NaN keeps the position).
+4. **Intrabar exits.** Every open position checks its levels against the bar's low and high:
+   the stops first (the conservative reading of a bar that touched both), then the
+   take-profit. The stop level is the higher of the stop-loss (from the trade's entry fill)
+   and the trailing stop (from the best high, for a short the best low, seen on earlier bars
+   of the trade, or the entry fill on its first bar).
+5. **Close fills** (``fill="close"`` only): decisions taken at this close fill at it.
+6. **Mark and borrow**: equity is cash plus every position at its last close; shorts held
+   over the close pay borrow.
+7. **Account limits.** Equity at or below ``(1 - max_drawdown)`` times its running peak
+   trips the kill switch: everything is flattened (at the next open, or at once with close
+   fills) and nothing trades for the rest of the run. Equity at or below
+   ``(1 - max_daily_loss)`` times the equity at the last close of the previous day flattens
+   everything the same way, and decisions taken on the rest of that day are ignored.
+
+After a stop or take-profit the instrument stays flat until its target changes, so a
+standing signal does not walk straight back into the trade it just left; after a daily-loss
+flatten the next day's decisions trade again.
+
+Sizing turns a target into units at the fill price ``p`` (slipped in the trade's direction)
+with ``E`` the account's equity at this bar's fill prices:
+
+* ``fraction``: ``target * (E - fixed) / (p * (1 + c))``, the commission reserved;
+* ``whole``: the same, floored to whole units, with the instrument's own position counted as
+  closed first (see :mod:`mlalgo.backtest.engine`);
+* ``units``: ``target * unit_size`` units, whatever the equity.
+
+Then ``max_position`` caps each instrument's ``|units * p|`` at that fraction of ``E``,
+``max_leverage`` scales the instruments that trade so the gross exposure stays within
+``max_leverage * E``, and a trade smaller than ``min_trade * E`` is skipped (the position is
+deemed on target). Stop and trailing fills pay slippage like any market order; a take-profit
+is a limit order and fills at its level (at the open if the bar gapped beyond it) without
+slippage. Every fill pays commission.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import numpy.typing as npt
+from numba import njit
+
+__all__ = [
+    "EXIT_REASONS",
+    "REASON_DAILY_LOSS",
+    "REASON_END",
+    "REASON_KILL_SWITCH",
+    "REASON_SIGNAL",
+    "REASON_STOP_LOSS",
+    "REASON_TAKE_PROFIT",
+    "REASON_TRAILING_STOP",
+    "SIZING_CODES",
+    "portfolio_core",
+]
+
+REASON_SIGNAL = 0
+REASON_STOP_LOSS = 1
+REASON_TAKE_PROFIT = 2
+REASON_TRAILING_STOP = 3
+REASON_KILL_SWITCH = 4
+REASON_DAILY_LOSS = 5
+REASON_END = 6  # an open trade at the last bar
+EXIT_REASONS = (
+    "signal",
+    "stop_loss",
+    "take_profit",
+    "trailing_stop",
+    "kill_switch",
+    "daily_loss",
+    "open",
+)
+SIZING_CODES = {"fraction": 0, "whole": 1, "units": 2}
+
+# Relative size below which a negative cash balance is floating-point dust from an all-in buy.
+_CASH_DUST = 1e-12
+
+FloatArray = npt.NDArray[np.float64]
+IntArray = npt.NDArray[np.int64]
+
+
+@njit(cache=True)
+def _whole_units(
+    signal: float, others: float, units: float, price: float, comm_rate: float, fixed: float
+) -> float:
+    """Whole units for ``signal`` once this position is closed at ``price``, commission paid.
+
+    ``others`` is the cash plus every other instrument's value.
+    """
+    free = others + units * price - abs(units) * price * comm_rate - fixed
+    if free <= 0.0:  # a bankrupt account can only close out
+        return 0.0
+    return math.copysign((abs(signal) * free) // (price * (1.0 + comm_rate)), signal)
+
+
+@njit(cache=True)
+def _capacity(target: FloatArray, day: IntArray, daily_loss: bool) -> int:
+    """An upper bound on fills: each target change opens at most one position, and each
+    position closes once; a daily-loss flatten can re-open a standing target once a day."""
+    n, m = target.shape
+    changes = 0
+    if daily_loss:
+        days = 1
+        for t in range(1, n):
+            if day[t] != day[t - 1]:
+                days += 1
+        changes += m * days
+    for i in range(m):
+        last = 0.0
+        for t in range(n):
+            v = target[t, i]
+            if not np.isnan(v) and v != last:
+                changes += 1
+                last = v
+    return 2 * changes + 2 * m + 2
+
+
+@njit(cache=True)
+def portfolio_core(
+    open_: FloatArray,
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    target: FloatArray,
+    day: IntArray,
+    cash0: float,
+    comm_rate: float,
+    comm_fixed: float,
+    slip: FloatArray,
+    borrow_rate: float,
+    fill_at_close: bool,
+    sizing: int,
+    unit_size: float,
+    max_position: float,
+    max_leverage: float,
+    min_trade: float,
+    stop_loss: float,
+    take_profit: float,
+    trailing_stop: float,
+    max_drawdown: float,
+    max_daily_loss: float,
+) -> tuple:  # type: ignore[type-arg]
+    """Run the account through every bar; limits of 0 (or inf for caps) are switched off.
+
+    Returns ``(equity, cash, units, fills, n_fills, trades, n_trades, killed_at)``: ``fills``
+    has columns bar, asset, units, price, commission, reason; ``trades`` has columns asset,
+    entry_bar, exit_bar, direction, units, entry_price, exit_price, pnl, commission, borrow,
+    exit_reason (float-coded, the shell casts them).
+    """
+    n, m = close.shape
+    cap = _capacity(target, day, max_daily_loss > 0.0)
+    equity = np.empty(n)
+    cash_out = np.empty(n)
+    units_out = np.empty((n, m))
+    fills = np.empty((cap, 6))
+    trades = np.empty((cap + m, 11))
+    k = 0  # fills
+    q = 0  # trades
+    cash = cash0
+    units = np.zeros(m)
+    last = np.zeros(m)  # target that produced the position
+    mark = np.full(m, np.nan)  # last close seen
+    # the open trade of each instrument
+    t_entry = np.zeros(m, dtype=np.int64)
+    t_dir = np.zeros(m)
+    t_size = np.zeros(m)
+    t_price = np.zeros(m)
+    t_flow = np.zeros(m)
+    t_comm = np.zeros(m)
+    t_borrow = np.zeros(m)
+    best = np.zeros(m)  # best high (long) or low (short) since entry, through the last bar
+    pending_flat = np.zeros(m, dtype=np.bool_)
+    want = np.zeros(m)
+    px_side = np.zeros(m)
+    changing = np.zeros(m, dtype=np.bool_)
+    killed = False
+    killed_at = -1
+    halted_day = np.int64(-1)
+    halted = False
+    peak = cash0
+    day_start = cash0
+
+    for t in range(n):
+        if t > 0 and day[t] != day[t - 1]:
+            day_start = equity[t - 1]
+
+        # 1. pending flattens (next_open mode) ---------------------------------------------
+        # 2. gaps through exit levels at the open -------------------------------------------
+        for i in range(m):
+            o = open_[t, i]
+            if np.isnan(o) or units[i] == 0.0:
+                continue
+            reason = -1
+            px = o
+            if pending_flat[i]:
+                reason = REASON_KILL_SWITCH if killed else REASON_DAILY_LOSS
+            else:
+                reason = _exit_reason(
+                    units[i], o, o, t_price[i], best[i], stop_loss, trailing_stop, take_profit
+                )
+            if reason < 0:
+                continue
+            fill_px = _exit_price(units[i], px, slip[t, i], reason)
+            cash, k, q = _fill(
+                t,
+                i,
+                0.0,
+                fill_px,
+                reason,
+                cash,
+                units,
+                comm_rate,
+                comm_fixed,
+                fills,
+                k,
+                trades,
+                q,
+                t_entry,
+                t_dir,
+                t_size,
+                t_price,
+                t_flow,
+                t_comm,
+                t_borrow,
+                best,
+            )
+            pending_flat[i] = False
+            if reason in (REASON_DAILY_LOSS, REASON_KILL_SWITCH):
+                last[i] = 0.0
+        for i in range(m):
+            if units[i] == 0.0:
+                pending_flat[i] = False
+
+        # 3. decisions of the previous close fill at this open -----------------------------
+        open_decision = not fill_at_close and t > 0 and not killed
+        if open_decision and not (halted and day[t - 1] == halted_day):
+            cash, k, q = _rebalance(
+                t,
+                t - 1,
+                open_,
+                target,
+                cash,
+                units,
+                last,
+                mark,
+                slip,
+                comm_rate,
+                comm_fixed,
+                sizing,
+                unit_size,
+                max_position,
+                max_leverage,
+                min_trade,
+                want,
+                px_side,
+                changing,
+                fills,
+                k,
+                trades,
+                q,
+                t_entry,
+                t_dir,
+                t_size,
+                t_price,
+                t_flow,
+                t_comm,
+                t_borrow,
+                best,
+            )
+
+        # 4. intrabar stops and take-profits ----------------------------------------------
+        for i in range(m):
+            if units[i] == 0.0 or np.isnan(close[t, i]):
+                continue
+            lo = low[t, i]
+            hi = high[t, i]
+            if units[i] > 0.0:
+                reason = _exit_reason(
+                    units[i], lo, hi, t_price[i], best[i], stop_loss, trailing_stop, take_profit
+                )
+            else:
+                reason = _exit_reason(
+                    units[i], hi, lo, t_price[i], best[i], stop_loss, trailing_stop, take_profit
+                )
+            if reason >= 0:
+                level = _level(
+                    units[i], t_price[i], best[i], stop_loss, trailing_stop, take_profit, reason
+                )
+                o = open_[t, i]
+                # a level the open is already beyond fills at the open
+                if units[i] > 0.0:
+                    px = min(level, o) if reason != REASON_TAKE_PROFIT else max(level, o)
+                else:
+                    px = max(level, o) if reason != REASON_TAKE_PROFIT else min(level, o)
+                fill_px = _exit_price(units[i], px, slip[t, i], reason)
+                cash, k, q = _fill(
+                    t,
+                    i,
+                    0.0,
+                    fill_px,
+                    reason,
+                    cash,
+                    units,
+                    comm_rate,
+                    comm_fixed,
+                    fills,
+                    k,
+                    trades,
+                    q,
+                    t_entry,
+                    t_dir,
+                    t_size,
+                    t_price,
+                    t_flow,
+                    t_comm,
+                    t_borrow,
+                    best,
+                )
+            elif units[i] > 0.0:
+                best[i] = max(best[i], hi)
+            else:
+                best[i] = min(best[i], lo)
+
+        # 5. decisions of this close fill at it -------------------------------------------
+        if fill_at_close and not killed and not (halted and day[t] == halted_day):
+            cash, k, q = _rebalance(
+                t,
+                t,
+                close,
+                target,
+                cash,
+                units,
+                last,
+                mark,
+                slip,
+                comm_rate,
+                comm_fixed,
+                sizing,
+                unit_size,
+                max_position,
+                max_leverage,
+                min_trade,
+                want,
+                px_side,
+                changing,
+                fills,
+                k,
+                trades,
+                q,
+                t_entry,
+                t_dir,
+                t_size,
+                t_price,
+                t_flow,
+                t_comm,
+                t_borrow,
+                best,
+            )
+
+        # 6. mark to market and borrow ----------------------------------------------------
+        value = cash
+        for i in range(m):
+            c = close[t, i]
+            if not np.isnan(c):
+                mark[i] = c
+            if units[i] != 0.0:
+                if units[i] < 0.0 and borrow_rate > 0.0:  # a short held over a close
+                    fee = -units[i] * mark[i] * borrow_rate
+                    cash -= fee
+                    value -= fee
+                    t_borrow[i] += fee
+                value += units[i] * mark[i]
+        eq = value
+
+        # 7. account limits ---------------------------------------------------------------
+        if not killed:
+            peak = max(peak, eq)
+            breach = -1
+            if max_drawdown > 0.0 and eq <= peak * (1.0 - max_drawdown):
+                breach = REASON_KILL_SWITCH
+                killed = True
+                killed_at = t
+            elif max_daily_loss > 0.0 and eq <= day_start * (1.0 - max_daily_loss):
+                if not (halted and halted_day == day[t]):
+                    breach = REASON_DAILY_LOSS
+                halted = True
+                halted_day = day[t]
+            if breach >= 0:
+                for i in range(m):
+                    if units[i] == 0.0:
+                        continue
+                    if fill_at_close and not np.isnan(close[t, i]):
+                        fill_px = _exit_price(units[i], close[t, i], slip[t, i], breach)
+                        cash, k, q = _fill(
+                            t,
+                            i,
+                            0.0,
+                            fill_px,
+                            breach,
+                            cash,
+                            units,
+                            comm_rate,
+                            comm_fixed,
+                            fills,
+                            k,
+                            trades,
+                            q,
+                            t_entry,
+                            t_dir,
+                            t_size,
+                            t_price,
+                            t_flow,
+                            t_comm,
+                            t_borrow,
+                            best,
+                        )
+                        last[i] = 0.0
+                    else:
+                        pending_flat[i] = True
+                if fill_at_close:
+                    eq = cash
+                    for i in range(m):
+                        if units[i] != 0.0:
+                            eq += units[i] * mark[i]
+        equity[t] = eq
+        cash_out[t] = cash
+        for i in range(m):
+            units_out[t, i] = units[i]
+
+    # trades still open at the end, marked at the last close, no exit costs
+    for i in range(m):
+        if units[i] != 0.0:
+            pnl = t_flow[i] + units[i] * mark[i] - t_borrow[i]
+            _record(
+                trades,
+                q,
+                i,
+                t_entry[i],
+                n - 1,
+                t_dir[i],
+                t_size[i],
+                t_price[i],
+                mark[i],
+                pnl,
+                t_comm[i],
+                t_borrow[i],
+                REASON_END,
+            )
+            q += 1
+    return equity, cash_out, units_out, fills, k, trades, q, killed_at
+
+
+@njit(cache=True)
+def _exit_reason(
+    units: float,
+    adverse: float,
+    favourable: float,
+    entry: float,
+    best: float,
+    stop_loss: float,
+    trailing_stop: float,
+    take_profit: float,
+) -> int:
+    """Which exit a price range touches: ``adverse`` is the low of a long (high of a short)."""
+    if units > 0.0:
+        stop = -np.inf
+        reason = -1
+        if stop_loss > 0.0:
+            stop = entry * (1.0 - stop_loss)
+            reason = REASON_STOP_LOSS
+        if trailing_stop > 0.0 and best * (1.0 - trailing_stop) > stop:
+            stop = best * (1.0 - trailing_stop)
+            reason = REASON_TRAILING_STOP
+        if reason >= 0 and adverse <= stop:
+            return reason
+        if take_profit > 0.0 and favourable >= entry * (1.0 + take_profit):
+            return REASON_TAKE_PROFIT
+        return -1
+    stop = np.inf
+    reason = -1
+    if stop_loss > 0.0:
+        stop = entry * (1.0 + stop_loss)
+        reason = REASON_STOP_LOSS
+    if trailing_stop > 0.0 and best * (1.0 + trailing_stop) < stop:
+        stop = best * (1.0 + trailing_stop)
+        reason = REASON_TRAILING_STOP
+    if reason >= 0 and adverse >= stop:
+        return reason
+    if take_profit > 0.0 and favourable <= entry * (1.0 - take_profit):
+        return REASON_TAKE_PROFIT
+    return -1
+
+
+@njit(cache=True)
+def _level(
+    units: float,
+    entry: float,
+    best: float,
+    stop_loss: float,
+    trailing_stop: float,
+    take_profit: float,
+    reason: int,
+) -> float:
+    side = 1.0 if units > 0.0 else -1.0
+    if reason == REASON_STOP_LOSS:
+        return entry * (1.0 - side * stop_loss)
+    if reason == REASON_TRAILING_STOP:
+        return best * (1.0 - side * trailing_stop)
+    return entry * (1.0 + side * take_profit)
+
+
+@njit(cache=True)
+def _exit_price(units: float, price: float, slip: float, reason: int) -> float:
+    """The price a closing order gets: a take-profit is a limit order and pays no slippage."""
+    if reason == REASON_TAKE_PROFIT:
+        return price
+    return price * (1.0 - slip) if units > 0.0 else price * (1.0 + slip)
+
+
+@njit(cache=True)
+def _record(
+    trades: FloatArray,
+    q: int,
+    asset: int,
+    entry_bar: int,
+    exit_bar: int,
+    direction: float,
+    size: float,
+    entry_price: float,
+    exit_price: float,
+    pnl: float,
+    commission: float,
+    borrow: float,
+    reason: int,
+) -> None:
+    trades[q, 0] = asset
+    trades[q, 1] = entry_bar
+    trades[q, 2] = exit_bar
+    trades[q, 3] = direction
+    trades[q, 4] = size
+    trades[q, 5] = entry_price
+    trades[q, 6] = exit_price
+    trades[q, 7] = pnl
+    trades[q, 8] = commission
+    trades[q, 9] = borrow
+    trades[q, 10] = reason
+
+
+@njit(cache=True)
+def _fill(
+    t: int,
+    i: int,
+    after: float,
+    price: float,
+    reason: int,
+    cash: float,
+    units: FloatArray,
+    comm_rate: float,
+    comm_fixed: float,
+    fills: FloatArray,
+    k: int,
+    trades: FloatArray,
+    q: int,
+    t_entry: IntArray,
+    t_dir: FloatArray,
+    t_size: FloatArray,
+    t_price: FloatArray,
+    t_flow: FloatArray,
+    t_comm: FloatArray,
+    t_borrow: FloatArray,
+    best: FloatArray,
+) -> tuple[float, int, int]:
+    """Book a fill that takes instrument ``i`` to ``after`` units: cash, position, the fill
+    row and the round trip it opens or closes.
+
+    A flip's commission is split pro rata by units between the closing and the opening trade.
+    """
+    before = units[i]
+    traded = after - before
+    commission = abs(traded) * price * comm_rate + comm_fixed
+    cash = cash - traded * price - commission
+    units[i] = after
+    fills[k, 0] = t
+    fills[k, 1] = i
+    fills[k, 2] = traded
+    fills[k, 3] = price
+    fills[k, 4] = commission
+    fills[k, 5] = reason
+    k += 1
+    opening = commission
+    if before == 0.0:
+        pass
+    elif after == 0.0 or (after > 0.0) != (before > 0.0):
+        closing = commission * abs(before) / (abs(before) + abs(after))
+        pnl = t_flow[i] + before * price - closing - t_borrow[i]
+        _record(
+            trades,
+            q,
+            i,
+            t_entry[i],
+            t,
+            t_dir[i],
+            t_size[i],
+            t_price[i],
+            price,
+            pnl,
+            t_comm[i] + closing,
+            t_borrow[i],
+            reason,
+        )
+        q += 1
+        opening = commission - closing
+    else:
+        t_flow[i] += -traded * price - commission
+        t_comm[i] += commission
+        return cash, k, q
+    if after != 0.0:
+        t_entry[i] = t
+        t_dir[i] = 1.0 if after > 0.0 else -1.0
+        t_size[i] = abs(after)
+        t_price[i] = price
+        t_flow[i] = -after * price - opening
+        t_comm[i] = opening
+        t_borrow[i] = 0.0
+        best[i] = price
+    return cash, k, q
+
+
+@njit(cache=True)
+def _rebalance(
+    t: int,
+    s: int,
+    price: FloatArray,
+    target: FloatArray,
+    cash: float,
+    units: FloatArray,
+    last: FloatArray,
+    mark: FloatArray,
+    slip: FloatArray,
+    comm_rate: float,
+    comm_fixed: float,
+    sizing: int,
+    unit_size: float,
+    max_position: float,
+    max_leverage: float,
+    min_trade: float,
+    want: FloatArray,
+    px_side: FloatArray,
+    changing: npt.NDArray[np.bool_],
+    fills: FloatArray,
+    k: int,
+    trades: FloatArray,
+    q: int,
+    t_entry: IntArray,
+    t_dir: FloatArray,
+    t_size: FloatArray,
+    t_price: FloatArray,
+    t_flow: FloatArray,
+    t_comm: FloatArray,
+    t_borrow: FloatArray,
+    best: FloatArray,
+) -> tuple[float, int, int]:
+    """Trade every instrument whose decision (taken at bar ``s``) changed, at ``price[t]``."""
+    m = units.shape[0]
+    value = cash
+    any_change = False
+    for i in range(m):
+        p = price[t, i]
+        px = mark[i] if np.isnan(p) else p
+        if units[i] != 0.0:
+            value += units[i] * px
+        sig = target[s, i]
+        changing[i] = not np.isnan(p) and not np.isnan(sig) and sig != last[i]
+        any_change = any_change or changing[i]
+    if not any_change:
+        return cash, k, q
+    free = value - comm_fixed  # a fixed ticket charge is reserved like the commission
+    gross_fixed = 0.0  # exposure of the instruments that keep their position
+    gross_new = 0.0
+    for i in range(m):
+        p = price[t, i]
+        if not changing[i]:
+            if units[i] != 0.0:
+                px = mark[i] if np.isnan(p) else p
+                gross_fixed += abs(units[i] * px)
+            continue
+        sig = target[s, i]
+        last[i] = sig
+        buy = p * (1.0 + slip[t, i])
+        sell = p * (1.0 - slip[t, i])
+        want_buy = 0.0
+        want_sell = 0.0
+        if sizing == 1:
+            others = value - units[i] * p
+            if m == 1:
+                others = cash
+            want_buy = _whole_units(sig, others, units[i], buy, comm_rate, comm_fixed)
+            want_sell = _whole_units(sig, others, units[i], sell, comm_rate, comm_fixed)
+        elif sizing == 2:
+            want_buy = sig * unit_size
+            want_sell = want_buy
+        elif free > 0.0:  # a bankrupt account can only close out
+            want_buy = sig * free / (buy * (1.0 + comm_rate))
+            want_sell = sig * free / (sell * (1.0 + comm_rate))
+        # The slipped price depends on the side and the side on the size: size at both
+        # prices; a position already between the two sizes is on target and does not trade.
+        new = units[i]
+        px = p
+        if want_buy > units[i]:
+            new = want_buy
+            px = buy
+        elif want_sell < units[i]:
+            new = want_sell
+            px = sell
+        if max_position < np.inf and value > 0.0 and abs(new) * px > max_position * value:
+            new = math.copysign(max_position * value / px, new)
+            if sizing == 1:
+                new = math.copysign(math.floor(abs(new)), new)
+        want[i] = new
+        px_side[i] = px
+        gross_new += abs(new) * px
+    scale = 1.0
+    if max_leverage < np.inf and gross_fixed + gross_new > max_leverage * max(value, 0.0):
+        room = max(max_leverage * max(value, 0.0) - gross_fixed, 0.0)
+        scale = room / gross_new if gross_new > 0.0 else 0.0
+    for i in range(m):
+        if not changing[i]:
+            continue
+        new = want[i]
+        if scale < 1.0:
+            new = new * scale
+            if sizing == 1:
+                new = math.copysign(math.floor(abs(new)), new)
+        traded = new - units[i]
+        if traded == 0.0:
+            continue
+        if min_trade > 0.0 and abs(traded) * px_side[i] < min_trade * value:
+            continue
+        cash, k, q = _fill(
+            t,
+            i,
+            new,
+            px_side[i],
+            REASON_SIGNAL,
+            cash,
+            units,
+            comm_rate,
+            comm_fixed,
+            fills,
+            k,
+            trades,
+            q,
+            t_entry,
+            t_dir,
+            t_size,
+            t_price,
+            t_flow,
+            t_comm,
+            t_borrow,
+            best,
+        )
+        if cash < 0.0 and cash > -_CASH_DUST * abs(value):  # rounding of an all-in buy
+            cash = 0.0
+    return cash, k, q
