@@ -67,3 +67,21 @@ def test_backtest_command_prints_stress_and_evidence_and_writes_the_tearsheet(
     page = tmp_path / line.split()[-1]
     assert page.name == "tearsheet.html" and "data:image/png;base64," in page.read_text()
     assert not (tmp_path / "models").exists()  # a backtest exports no bundle
+
+
+def test_backtest_command_reports_risk_exits_and_a_tripped_kill_switch(
+    tmp_path: Path, monkeypatch
+) -> None:
+    (tmp_path / "mlflow.yaml").write_text("tracking_uri: sqlite:///runs.db\nexperiment: bt\n")
+    monkeypatch.chdir(tmp_path)
+    args = ["backtest", str(TRAIN_YAML), "--mlflow-config", str(tmp_path / "mlflow.yaml")]
+    risk = ("stages.backtest.risk.trailing_stop=0.03", "stages.backtest.risk.max_drawdown=0.05")
+    for item in (*SHORT, f"stages.fetch.path={SAMPLE}", *risk):
+        args += ["--set", item]
+    result = CliRunner().invoke(app, args, env={"MLFLOW_TRACKING_URI": ""})
+    assert result.exit_code == 0, result.output
+    exits = next(x for x in result.output.splitlines() if x.startswith("exits: "))
+    counts = dict(item.rsplit(" ", 1) for item in exits.removeprefix("exits: ").split(", "))
+    assert int(counts["trailing stop"]) > 0
+    assert 1 <= int(counts["kill switch"]) <= 2  # the flatten of each symbol held
+    assert "kill switch: drawdown limit hit at the close of " in result.output

@@ -142,6 +142,15 @@ def backtest(
         f"{_fmt(m['max_drawdown_bootstrap_median'], 'pct')}, 5 % worst "
         f"{_fmt(m['max_drawdown_bootstrap_p05'], 'pct')}"
     )
+    strategy = result.research.strategy
+    exits = strategy.trades.loc[~strategy.trades["is_open"], "exit_reason"].value_counts()
+    if set(exits.index) - {"signal"}:
+        typer.echo("exits: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in exits.items()))
+    if strategy.killed_at is not None:
+        typer.echo(
+            f"kill switch: drawdown limit hit at the close of {strategy.killed_at:%Y-%m-%d}; "
+            "flat from the next fill to the end"
+        )
     typer.echo(f"\ntearsheet   {result.report}")
     typer.echo(f"MLflow run  {result.run_id}  ({result.tracking_uri})")
 
