@@ -753,6 +753,10 @@ def _rebalance(
         traded = new - units[i]
         if traded == 0.0:
             continue
+        # A cap or the leverage scale can turn a buy into a sale (or move a position that sat
+        # between its two sizes): the fill gets the slipped price of the way it trades.
+        p = price[t, i]
+        px_side[i] = p * (1.0 + slip[t, i]) if traded > 0.0 else p * (1.0 - slip[t, i])
         if min_trade > 0.0 and abs(traded) * px_side[i] < min_trade * value:
             continue
         cash, k, q = _fill(
