@@ -16,7 +16,8 @@ to it. Where the docstring leaves a detail open, the rule is spelled out here:
   or scaled order that ends up selling sells at the sell price;
 * a target is "taken" (recorded as the one behind the position) when it is processed, even
   if ``min_trade`` or the caps leave the position as it was; a decision for an instrument
-  with no bar at the fill is not processed;
+  with no bar at the fill waits for its next bar, unless a newer one replaces it, and a
+  kill-switch or daily-loss breach voids every waiting decision;
 * a flip's commission is split between the closing and the opening trade by units;
 * a stop or take-profit leaves the taken target in place (flat until the target changes); a
   kill-switch or daily-loss flatten resets it to 0 (a standing target re-enters the next day);
@@ -71,6 +72,7 @@ class Holding:
     mark: float = math.nan  # last close seen
     trade: RoundTrip | None = None
     flatten_at_next_open: bool = False
+    pending: float = math.nan  # a decision still waiting for this instrument's next bar
 
 
 @dataclass
@@ -347,11 +349,18 @@ class Account:
         for h, p in zip(book, at, strict=True):
             if h.units != 0.0:
                 equity += h.units * p
+        decisions = list(decisions)
+        for i, h in enumerate(book):  # a decision waits for its instrument's next bar
+            if not math.isnan(decisions[i]):
+                h.pending = decisions[i]
+            if math.isnan(prices[i]):
+                decisions[i] = math.nan
+            else:
+                decisions[i], h.pending = h.pending, math.nan
         movers = [
             i
             for i, h in enumerate(book)
-            if not math.isnan(prices[i]) and not math.isnan(decisions[i])
-            if decisions[i] != h.taken
+            if not math.isnan(decisions[i]) and decisions[i] != h.taken
         ]
         if not movers:
             return
@@ -410,6 +419,7 @@ class Account:
 
     def flatten_everything(self, t: int, reason: int) -> None:
         for i, h in enumerate(self.book):
+            h.pending = math.nan  # decided before the breach: void
             if h.units == 0.0:
                 continue
             if self.at_close and not math.isnan(self.close[t][i]):

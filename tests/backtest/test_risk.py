@@ -460,14 +460,25 @@ def test_an_absent_bar_neither_fills_nor_stops_and_marks_at_the_last_close() -> 
     assert sim.equity.tolist() == approx([10_000.0, 9_980.0, 9_980.0, 9_900.0])
 
 
-def test_a_decision_whose_fill_bar_is_absent_is_not_carried_to_a_later_bar() -> None:
+def test_a_decision_whose_fill_bar_is_absent_waits_for_the_next_bar() -> None:
     # The decision 1 of bar 0 would fill at bar 1's open, but the instrument has no bar 1;
-    # bar 1's decision is NaN (hold), so nothing ever fills. Bar 2's decision fills at bar 3.
+    # bar 1's decision is NaN (hold), so the order fills at bar 2's open: 1 x 10 units. Bar
+    # 2's decision 0.5 fills at bar 3: down to 5.
     bars = [FLAT, ABSENT, FLAT, FLAT]
 
     sim = run(bars, [1.0, NAN, 0.5, NAN])
 
-    assert_fills(sim, [(3, 0, 5.0, 100.0, SIGNAL)])
+    assert_fills(sim, [(2, 0, 10.0, 100.0, SIGNAL), (3, 0, -5.0, 100.0, SIGNAL)])
+
+
+def test_a_newer_decision_replaces_one_still_waiting_for_its_bar() -> None:
+    # Decisions 1 (bar 0) and 0.25 (bar 1) both fall on absent bars 1 and 2: only the newer,
+    # 0.25 x 10 = 2.5 units, fills, at bar 3's open.
+    bars = [FLAT, ABSENT, ABSENT, FLAT]
+
+    sim = run(bars, [1.0, 0.25, NAN, NAN])
+
+    assert_fills(sim, [(3, 0, 2.5, 100.0, SIGNAL)])
 
 
 def test_a_kill_switch_flatten_waits_for_the_instruments_next_bar() -> None:

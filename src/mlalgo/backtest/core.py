@@ -7,7 +7,8 @@ number the project reports comes from this one loop.
 
 Inputs are ``(n, m)`` arrays: ``n`` bars on a shared calendar, ``m`` instruments. A NaN price
 means the instrument has no bar then: it neither fills nor triggers a stop, and its position
-is marked at its last close.
+is marked at its last close; a decision due to fill then waits for the instrument's
+next bar (a newer decision replaces it).
 
 What happens on bar ``t``, in time order (``next_open`` fills; ``close`` fills skip step 3
 and fill at step 5 instead):
@@ -190,6 +191,7 @@ def portfolio_core(
     best = np.zeros(m)  # best high (long) or low (short) since entry, through the last bar
     pending_flat = np.zeros(m, dtype=np.bool_)
     want = np.zeros(m)
+    pending = np.full(m, np.nan)  # decisions waiting for their instrument's next bar
     px_side = np.zeros(m)
     changing = np.zeros(m, dtype=np.bool_)
     killed = False
@@ -270,6 +272,7 @@ def portfolio_core(
                 max_position,
                 max_leverage,
                 min_trade,
+                pending,
                 want,
                 px_side,
                 changing,
@@ -359,6 +362,7 @@ def portfolio_core(
                 max_position,
                 max_leverage,
                 min_trade,
+                pending,
                 want,
                 px_side,
                 changing,
@@ -405,6 +409,7 @@ def portfolio_core(
                 halted = True
                 halted_day = day[t]
             if breach >= 0:
+                pending[:] = np.nan  # decided before the breach: void
                 for i in range(m):
                     if units[i] == 0.0:
                         continue
@@ -663,6 +668,7 @@ def _rebalance(
     max_position: float,
     max_leverage: float,
     min_trade: float,
+    pending: FloatArray,
     want: FloatArray,
     px_side: FloatArray,
     changing: npt.NDArray[np.bool_],
@@ -679,7 +685,11 @@ def _rebalance(
     t_borrow: FloatArray,
     best: FloatArray,
 ) -> tuple[float, int, int]:
-    """Trade every instrument whose decision (taken at bar ``s``) changed, at ``price[t]``."""
+    """Trade every instrument whose decision (taken at bar ``s``) changed, at ``price[t]``.
+
+    A decision for an instrument without a bar at ``t`` is kept in ``pending`` and acted on
+    at its next bar, unless a newer decision replaces it first.
+    """
     m = units.shape[0]
     value = cash
     any_change = False
@@ -689,7 +699,14 @@ def _rebalance(
         if units[i] != 0.0:
             value += units[i] * px
         sig = target[s, i]
-        changing[i] = not np.isnan(p) and not np.isnan(sig) and sig != last[i]
+        if not np.isnan(sig):
+            pending[i] = sig
+        changing[i] = False
+        if not np.isnan(p):  # a decision waits for the instrument's next bar
+            sig = pending[i]
+            pending[i] = np.nan
+            changing[i] = not np.isnan(sig) and sig != last[i]
+            want[i] = sig
         any_change = any_change or changing[i]
     if not any_change:
         return cash, k, q
@@ -703,7 +720,7 @@ def _rebalance(
                 px = mark[i] if np.isnan(p) else p
                 gross_fixed += abs(units[i] * px)
             continue
-        sig = target[s, i]
+        sig = want[i]
         last[i] = sig
         buy = p * (1.0 + slip[t, i])
         sell = p * (1.0 - slip[t, i])
