@@ -92,6 +92,9 @@ EXIT_REASONS = (
 )
 SIZING_CODES = {"fraction": 0, "whole": 1, "units": 2}
 
+# Columns of the open-trade state, one row per instrument.
+ENTRY, DIR, SIZE, PRICE, FLOW, COMM, BORROW, BEST = range(8)
+
 # Relative size below which a negative cash balance is floating-point dust from an all-in buy.
 _CASH_DUST = 1e-12
 
@@ -174,21 +177,12 @@ def portfolio_core(
     units_out = np.empty((n, m))
     fills = np.empty((cap, 6))
     trades = np.empty((cap + m, 11))
-    k = 0  # fills
-    q = 0  # trades
     cash = cash0
     units = np.zeros(m)
     last = np.zeros(m)  # target that produced the position
     mark = np.full(m, np.nan)  # last close seen
-    # the open trade of each instrument
-    t_entry = np.zeros(m, dtype=np.int64)
-    t_dir = np.zeros(m)
-    t_size = np.zeros(m)
-    t_price = np.zeros(m)
-    t_flow = np.zeros(m)
-    t_comm = np.zeros(m)
-    t_borrow = np.zeros(m)
-    best = np.zeros(m)  # best high (long) or low (short) since entry, through the last bar
+    tr = np.zeros((m, 8))  # the open trade of each instrument, columns ENTRY .. BEST
+    count = np.zeros(2, dtype=np.int64)  # fills and trades written so far
     pending_flat = np.zeros(m, dtype=np.bool_)
     want = np.zeros(m)
     pending = np.full(m, np.nan)  # decisions waiting for their instrument's next bar
@@ -217,12 +211,12 @@ def portfolio_core(
                 reason = REASON_KILL_SWITCH if killed else REASON_DAILY_LOSS
             else:
                 reason = _exit_reason(
-                    units[i], o, o, t_price[i], best[i], stop_loss, trailing_stop, take_profit
+                    units[i], o, o, tr[i, PRICE], tr[i, BEST], stop_loss, trailing_stop, take_profit
                 )
             if reason < 0:
                 continue
             fill_px = _exit_price(units[i], px, slip[t, i], reason)
-            cash, k, q = _fill(
+            cash = _fill(
                 t,
                 i,
                 0.0,
@@ -233,17 +227,9 @@ def portfolio_core(
                 comm_rate,
                 comm_fixed,
                 fills,
-                k,
                 trades,
-                q,
-                t_entry,
-                t_dir,
-                t_size,
-                t_price,
-                t_flow,
-                t_comm,
-                t_borrow,
-                best,
+                count,
+                tr,
             )
             pending_flat[i] = False
             if reason in (REASON_DAILY_LOSS, REASON_KILL_SWITCH):
@@ -255,7 +241,7 @@ def portfolio_core(
         # 3. decisions of the previous close fill at this open -----------------------------
         open_decision = not fill_at_close and t > 0 and not killed
         if open_decision and not (halted and day[t - 1] == halted_day):
-            cash, k, q = _rebalance(
+            cash = _rebalance(
                 t,
                 t - 1,
                 open_,
@@ -277,17 +263,9 @@ def portfolio_core(
                 px_side,
                 changing,
                 fills,
-                k,
                 trades,
-                q,
-                t_entry,
-                t_dir,
-                t_size,
-                t_price,
-                t_flow,
-                t_comm,
-                t_borrow,
-                best,
+                count,
+                tr,
             )
 
         # 4. intrabar stops and take-profits ----------------------------------------------
@@ -298,15 +276,35 @@ def portfolio_core(
             hi = high[t, i]
             if units[i] > 0.0:
                 reason = _exit_reason(
-                    units[i], lo, hi, t_price[i], best[i], stop_loss, trailing_stop, take_profit
+                    units[i],
+                    lo,
+                    hi,
+                    tr[i, PRICE],
+                    tr[i, BEST],
+                    stop_loss,
+                    trailing_stop,
+                    take_profit,
                 )
             else:
                 reason = _exit_reason(
-                    units[i], hi, lo, t_price[i], best[i], stop_loss, trailing_stop, take_profit
+                    units[i],
+                    hi,
+                    lo,
+                    tr[i, PRICE],
+                    tr[i, BEST],
+                    stop_loss,
+                    trailing_stop,
+                    take_profit,
                 )
             if reason >= 0:
                 level = _level(
-                    units[i], t_price[i], best[i], stop_loss, trailing_stop, take_profit, reason
+                    units[i],
+                    tr[i, PRICE],
+                    tr[i, BEST],
+                    stop_loss,
+                    trailing_stop,
+                    take_profit,
+                    reason,
                 )
                 o = open_[t, i]
                 # a level the open is already beyond fills at the open
@@ -315,7 +313,7 @@ def portfolio_core(
                 else:
                     px = max(level, o) if reason != REASON_TAKE_PROFIT else min(level, o)
                 fill_px = _exit_price(units[i], px, slip[t, i], reason)
-                cash, k, q = _fill(
+                cash = _fill(
                     t,
                     i,
                     0.0,
@@ -326,26 +324,18 @@ def portfolio_core(
                     comm_rate,
                     comm_fixed,
                     fills,
-                    k,
                     trades,
-                    q,
-                    t_entry,
-                    t_dir,
-                    t_size,
-                    t_price,
-                    t_flow,
-                    t_comm,
-                    t_borrow,
-                    best,
+                    count,
+                    tr,
                 )
             elif units[i] > 0.0:
-                best[i] = max(best[i], hi)
+                tr[i, BEST] = max(tr[i, BEST], hi)
             else:
-                best[i] = min(best[i], lo)
+                tr[i, BEST] = min(tr[i, BEST], lo)
 
         # 5. decisions of this close fill at it -------------------------------------------
         if fill_at_close and not killed and not (halted and day[t] == halted_day):
-            cash, k, q = _rebalance(
+            cash = _rebalance(
                 t,
                 t,
                 close,
@@ -367,17 +357,9 @@ def portfolio_core(
                 px_side,
                 changing,
                 fills,
-                k,
                 trades,
-                q,
-                t_entry,
-                t_dir,
-                t_size,
-                t_price,
-                t_flow,
-                t_comm,
-                t_borrow,
-                best,
+                count,
+                tr,
             )
 
         # 6. mark to market and borrow ----------------------------------------------------
@@ -391,7 +373,7 @@ def portfolio_core(
                     fee = -units[i] * mark[i] * borrow_rate
                     cash -= fee
                     value -= fee
-                    t_borrow[i] += fee
+                    tr[i, BORROW] += fee
                 value += units[i] * mark[i]
         eq = value
 
@@ -415,7 +397,7 @@ def portfolio_core(
                         continue
                     if fill_at_close and not np.isnan(close[t, i]):
                         fill_px = _exit_price(units[i], close[t, i], slip[t, i], breach)
-                        cash, k, q = _fill(
+                        cash = _fill(
                             t,
                             i,
                             0.0,
@@ -426,17 +408,9 @@ def portfolio_core(
                             comm_rate,
                             comm_fixed,
                             fills,
-                            k,
                             trades,
-                            q,
-                            t_entry,
-                            t_dir,
-                            t_size,
-                            t_price,
-                            t_flow,
-                            t_comm,
-                            t_borrow,
-                            best,
+                            count,
+                            tr,
                         )
                         last[i] = 0.0
                     else:
@@ -454,24 +428,23 @@ def portfolio_core(
     # trades still open at the end, marked at the last close, no exit costs
     for i in range(m):
         if units[i] != 0.0:
-            pnl = t_flow[i] + units[i] * mark[i] - t_borrow[i]
+            pnl = tr[i, FLOW] + units[i] * mark[i] - tr[i, BORROW]
             _record(
                 trades,
-                q,
+                count,
                 i,
-                t_entry[i],
+                tr[i, ENTRY],
                 n - 1,
-                t_dir[i],
-                t_size[i],
-                t_price[i],
+                tr[i, DIR],
+                tr[i, SIZE],
+                tr[i, PRICE],
                 mark[i],
                 pnl,
-                t_comm[i],
-                t_borrow[i],
+                tr[i, COMM],
+                tr[i, BORROW],
                 REASON_END,
             )
-            q += 1
-    return equity, cash_out, units_out, fills, k, trades, q, killed_at
+    return equity, cash_out, units_out, fills, count[0], trades, count[1], killed_at
 
 
 @njit(cache=True)
@@ -544,9 +517,9 @@ def _exit_price(units: float, price: float, slip: float, reason: int) -> float:
 @njit(cache=True)
 def _record(
     trades: FloatArray,
-    q: int,
+    count: IntArray,
     asset: int,
-    entry_bar: int,
+    entry_bar: float,
     exit_bar: int,
     direction: float,
     size: float,
@@ -557,6 +530,8 @@ def _record(
     borrow: float,
     reason: int,
 ) -> None:
+    q = count[1]
+    count[1] = q + 1
     trades[q, 0] = asset
     trades[q, 1] = entry_bar
     trades[q, 2] = exit_bar
@@ -582,18 +557,10 @@ def _fill(
     comm_rate: float,
     comm_fixed: float,
     fills: FloatArray,
-    k: int,
     trades: FloatArray,
-    q: int,
-    t_entry: IntArray,
-    t_dir: FloatArray,
-    t_size: FloatArray,
-    t_price: FloatArray,
-    t_flow: FloatArray,
-    t_comm: FloatArray,
-    t_borrow: FloatArray,
-    best: FloatArray,
-) -> tuple[float, int, int]:
+    count: IntArray,
+    tr: FloatArray,
+) -> float:
     """Book a fill that takes instrument ``i`` to ``after`` units: cash, position, the fill
     row and the round trip it opens or closes.
 
@@ -604,50 +571,50 @@ def _fill(
     commission = abs(traded) * price * comm_rate + comm_fixed
     cash = cash - traded * price - commission
     units[i] = after
+    k = count[0]
+    count[0] = k + 1
     fills[k, 0] = t
     fills[k, 1] = i
     fills[k, 2] = traded
     fills[k, 3] = price
     fills[k, 4] = commission
     fills[k, 5] = reason
-    k += 1
     opening = commission
     if before == 0.0:
         pass
     elif after == 0.0 or (after > 0.0) != (before > 0.0):
         closing = commission * abs(before) / (abs(before) + abs(after))
-        pnl = t_flow[i] + before * price - closing - t_borrow[i]
+        pnl = tr[i, FLOW] + before * price - closing - tr[i, BORROW]
         _record(
             trades,
-            q,
+            count,
             i,
-            t_entry[i],
+            tr[i, ENTRY],
             t,
-            t_dir[i],
-            t_size[i],
-            t_price[i],
+            tr[i, DIR],
+            tr[i, SIZE],
+            tr[i, PRICE],
             price,
             pnl,
-            t_comm[i] + closing,
-            t_borrow[i],
+            tr[i, COMM] + closing,
+            tr[i, BORROW],
             reason,
         )
-        q += 1
         opening = commission - closing
     else:
-        t_flow[i] += -traded * price - commission
-        t_comm[i] += commission
-        return cash, k, q
+        tr[i, FLOW] += -traded * price - commission
+        tr[i, COMM] += commission
+        return cash
     if after != 0.0:
-        t_entry[i] = t
-        t_dir[i] = 1.0 if after > 0.0 else -1.0
-        t_size[i] = abs(after)
-        t_price[i] = price
-        t_flow[i] = -after * price - opening
-        t_comm[i] = opening
-        t_borrow[i] = 0.0
-        best[i] = price
-    return cash, k, q
+        tr[i, ENTRY] = t
+        tr[i, DIR] = 1.0 if after > 0.0 else -1.0
+        tr[i, SIZE] = abs(after)
+        tr[i, PRICE] = price
+        tr[i, FLOW] = -after * price - opening
+        tr[i, COMM] = opening
+        tr[i, BORROW] = 0.0
+        tr[i, BEST] = price
+    return cash
 
 
 @njit(cache=True)
@@ -673,18 +640,10 @@ def _rebalance(
     px_side: FloatArray,
     changing: npt.NDArray[np.bool_],
     fills: FloatArray,
-    k: int,
     trades: FloatArray,
-    q: int,
-    t_entry: IntArray,
-    t_dir: FloatArray,
-    t_size: FloatArray,
-    t_price: FloatArray,
-    t_flow: FloatArray,
-    t_comm: FloatArray,
-    t_borrow: FloatArray,
-    best: FloatArray,
-) -> tuple[float, int, int]:
+    count: IntArray,
+    tr: FloatArray,
+) -> float:
     """Trade every instrument whose decision (taken at bar ``s``) changed, at ``price[t]``.
 
     A decision for an instrument without a bar at ``t`` is kept in ``pending`` and acted on
@@ -709,7 +668,7 @@ def _rebalance(
             want[i] = sig
         any_change = any_change or changing[i]
     if not any_change:
-        return cash, k, q
+        return cash
     free = value - comm_fixed  # a fixed ticket charge is reserved like the commission
     gross_fixed = 0.0  # exposure of the instruments that keep their position
     gross_new = 0.0
@@ -776,7 +735,7 @@ def _rebalance(
         px_side[i] = p * (1.0 + slip[t, i]) if traded > 0.0 else p * (1.0 - slip[t, i])
         if min_trade > 0.0 and abs(traded) * px_side[i] < min_trade * value:
             continue
-        cash, k, q = _fill(
+        cash = _fill(
             t,
             i,
             new,
@@ -787,18 +746,10 @@ def _rebalance(
             comm_rate,
             comm_fixed,
             fills,
-            k,
             trades,
-            q,
-            t_entry,
-            t_dir,
-            t_size,
-            t_price,
-            t_flow,
-            t_comm,
-            t_borrow,
-            best,
+            count,
+            tr,
         )
         if cash < 0.0 and cash > -_CASH_DUST * abs(value):  # rounding of an all-in buy
             cash = 0.0
-    return cash, k, q
+    return cash
