@@ -26,10 +26,12 @@ test: venv           ## the whole suite, lint included
 	$(BIN)/pytest
 
 bench: venv          ## speed against peer libraries, measured in the same run
+	$(BIN)/pip install --quiet -e '.[bench]'
 	$(BIN)/python -m benchmarks.bench_kernels
 	$(BIN)/python -m benchmarks.bench_online
 	$(BIN)/python -m benchmarks.bench_spec
 	$(BIN)/python -m benchmarks.bench_tune
+	$(BIN)/python -m benchmarks.bench_backtest
 
 format: venv
 	$(BIN)/ruff format src tests benchmarks

@@ -178,3 +178,15 @@ def test_read_only_inputs_not_mutated() -> None:
     m.returns_from_equity(curve, 100.0)
     m.summarize(curve, initial=100.0, trade_pnl=curve, in_market=curve, traded_notional=curve)
     np.testing.assert_array_equal(curve, CURVE)
+
+
+def test_max_drawdown_duration_is_the_longest_run_below_the_running_peak() -> None:
+    rng = np.random.default_rng(8)
+    for _ in range(200):
+        eq = np.cumsum(rng.choice([-1.0, 0.0, 1.0], size=int(rng.integers(1, 60)))) + 100.0
+        peak, run, longest = -np.inf, 0, 0
+        for x in eq:  # the definition, one bar at a time
+            peak = max(peak, x)
+            run = run + 1 if x < peak else 0
+            longest = max(longest, run)
+        assert m.max_drawdown_duration(eq) == longest

@@ -162,8 +162,12 @@ def portfolio_core(
     trailing_stop: float,
     max_drawdown: float,
     max_daily_loss: float,
+    capacity: int = -1,
 ) -> tuple:  # type: ignore[type-arg]
     """Run the account through every bar; limits of 0 (or inf for caps) are switched off.
+
+    ``capacity`` bounds the number of fills (see :func:`_capacity`, which computes it with a
+    pass over the targets when it is negative); a caller that built the targets can count.
 
     Returns ``(equity, cash, units, fills, n_fills, trades, n_trades, killed_at)``: ``fills``
     has columns bar, asset, units, price, commission, reason; ``trades`` has columns asset,
@@ -171,7 +175,7 @@ def portfolio_core(
     exit_reason (float-coded, the shell casts them).
     """
     n, m = close.shape
-    cap = _capacity(target, day, max_daily_loss > 0.0)
+    cap = capacity if capacity >= 0 else _capacity(target, day, max_daily_loss > 0.0)
     equity = np.empty(n)
     cash_out = np.empty(n)
     units_out = np.empty((n, m))
@@ -194,6 +198,7 @@ def portfolio_core(
     halted = False
     peak = cash0
     day_start = cash0
+    exits = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
 
     for t in range(n):
         if t > 0 and day[t] != day[t - 1]:
@@ -209,7 +214,7 @@ def portfolio_core(
             px = o
             if pending_flat[i]:
                 reason = REASON_KILL_SWITCH if killed else REASON_DAILY_LOSS
-            else:
+            elif exits:
                 reason = _exit_reason(
                     units[i], o, o, tr[i, PRICE], tr[i, BEST], stop_loss, trailing_stop, take_profit
                 )
@@ -239,8 +244,18 @@ def portfolio_core(
                 pending_flat[i] = False
 
         # 3. decisions of the previous close fill at this open -----------------------------
-        open_decision = not fill_at_close and t > 0 and not killed
-        if open_decision and not (halted and day[t - 1] == halted_day):
+        # (checked here rather than in _rebalance: most bars change nothing, and a call
+        # costs more than the whole bar otherwise does)
+        due = not fill_at_close and t > 0 and not killed
+        due = due and not (halted and day[t - 1] == halted_day)
+        if due:
+            due = False
+            for i in range(m):
+                sig = target[t - 1, i]
+                if not np.isnan(pending[i]) or (not np.isnan(sig) and sig != last[i]):
+                    due = True
+                    break
+        if due:
             cash = _rebalance(
                 t,
                 t - 1,
@@ -270,7 +285,7 @@ def portfolio_core(
 
         # 4. intrabar stops and take-profits ----------------------------------------------
         for i in range(m):
-            if units[i] == 0.0 or np.isnan(close[t, i]):
+            if not exits or units[i] == 0.0 or np.isnan(close[t, i]):
                 continue
             lo = low[t, i]
             hi = high[t, i]
@@ -334,7 +349,15 @@ def portfolio_core(
                 tr[i, BEST] = min(tr[i, BEST], lo)
 
         # 5. decisions of this close fill at it -------------------------------------------
-        if fill_at_close and not killed and not (halted and day[t] == halted_day):
+        due = fill_at_close and not killed and not (halted and day[t] == halted_day)
+        if due:
+            due = False
+            for i in range(m):
+                sig = target[t, i]
+                if not np.isnan(pending[i]) or (not np.isnan(sig) and sig != last[i]):
+                    due = True
+                    break
+        if due:
             cash = _rebalance(
                 t,
                 t,

@@ -120,11 +120,11 @@ def max_drawdown_duration(equity: npt.ArrayLike) -> int:
     if eq.shape[0] == 0:
         return 0
     below = eq < np.maximum.accumulate(eq)
-    longest = run = 0
-    for flag in below:
-        run = run + 1 if flag else 0
-        longest = max(longest, run)
-    return longest
+    if not below.any():
+        return 0
+    bar = np.arange(eq.shape[0])
+    last_peak = np.maximum.accumulate(np.where(below, -1, bar))  # latest bar not below
+    return int((bar - last_peak)[below].max())
 
 
 def total_return(equity: npt.ArrayLike, initial: float) -> float:

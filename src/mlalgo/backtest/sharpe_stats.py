@@ -67,12 +67,13 @@ def _moments(r: FloatArray) -> tuple[float, float, float] | None:
     # under- or overflowing in the third and fourth powers.
     r = r / float(np.max(np.abs(r)))
     dev = r - np.mean(r)
-    m2 = float(np.mean(dev**2))
+    sq = dev * dev  # products, not ** 3 and ** 4: numpy's pow is fifty times slower
+    m2 = float(np.mean(sq))
     if not m2 > 0.0:
         return None
     sharpe = float(np.mean(r)) / math.sqrt(m2 * r.shape[0] / (r.shape[0] - 1))
-    skew = float(np.mean(dev**3)) / m2**1.5
-    kurt = float(np.mean(dev**4)) / m2**2
+    skew = float(np.mean(sq * dev)) / m2**1.5
+    kurt = float(np.mean(sq * sq)) / m2**2
     return sharpe, skew, kurt
 
 
