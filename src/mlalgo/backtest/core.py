@@ -72,6 +72,7 @@ __all__ = [
     "REASON_TRAILING_STOP",
     "SIZING_CODES",
     "portfolio_core",
+    "run_into",
 ]
 
 REASON_SIGNAL = 0
@@ -181,6 +182,74 @@ def portfolio_core(
     units_out = np.empty((n, m))
     fills = np.empty((cap, 6))
     trades = np.empty((cap + m, 11))
+    k, q, killed_at = run_into(
+        open_,
+        high,
+        low,
+        close,
+        target,
+        day,
+        cash0,
+        comm_rate,
+        comm_fixed,
+        slip,
+        borrow_rate,
+        fill_at_close,
+        sizing,
+        unit_size,
+        max_position,
+        max_leverage,
+        min_trade,
+        stop_loss,
+        take_profit,
+        trailing_stop,
+        max_drawdown,
+        max_daily_loss,
+        equity,
+        cash_out,
+        units_out,
+        fills,
+        trades,
+    )
+    return equity, cash_out, units_out, fills, k, trades, q, killed_at
+
+
+@njit(cache=True)
+def run_into(
+    open_: FloatArray,
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    target: FloatArray,
+    day: IntArray,
+    cash0: float,
+    comm_rate: float,
+    comm_fixed: float,
+    slip: FloatArray,
+    borrow_rate: float,
+    fill_at_close: bool,
+    sizing: int,
+    unit_size: float,
+    max_position: float,
+    max_leverage: float,
+    min_trade: float,
+    stop_loss: float,
+    take_profit: float,
+    trailing_stop: float,
+    max_drawdown: float,
+    max_daily_loss: float,
+    equity: FloatArray,
+    cash_out: FloatArray,
+    units_out: FloatArray,
+    fills: FloatArray,
+    trades: FloatArray,
+) -> tuple[int, int, int]:
+    """:func:`portfolio_core` into the caller's arrays, so a sweep reuses one set per thread.
+
+    ``fills`` and ``trades`` need the rows :func:`_capacity` bounds (``trades`` ``m`` more).
+    Returns ``(n_fills, n_trades, killed_at)``.
+    """
+    n, m = close.shape
     cash = cash0
     units = np.zeros(m)
     last = np.zeros(m)  # target that produced the position
@@ -467,7 +536,7 @@ def portfolio_core(
                 tr[i, BORROW],
                 REASON_END,
             )
-    return equity, cash_out, units_out, fills, count[0], trades, count[1], killed_at
+    return count[0], count[1], killed_at
 
 
 @njit(cache=True)

@@ -5,7 +5,7 @@ A grid search runs the same account rules hundreds of times on the same bars. Ca
 target array and a full result per set, and a peer library's vectorised sweep holds every
 set's signals and equity as ``n x sets`` matrices (gigabytes at a million bars). Here one
 numba ``prange`` loop builds a set's target in a per-thread buffer, runs it through
-:func:`~mlalgo.backtest.core.portfolio_core` (the engine every other backtest uses, so a row
+:func:`~mlalgo.backtest.core.run_into` (the engine every other backtest uses, so a row
 of the sweep is exactly ``simulate`` on that set's target) and keeps only summary numbers.
 Memory is a few length-``n`` arrays per thread, whatever the number of sets.
 """
@@ -23,7 +23,7 @@ import numpy.typing as npt
 from numba import njit, prange
 
 from mlalgo.backtest import core
-from mlalgo.backtest.core import SIZING_CODES, portfolio_core
+from mlalgo.backtest.core import SIZING_CODES, run_into
 from mlalgo.backtest.costs import CostModel
 from mlalgo.backtest.engine import (
     DEFAULT_COST,
@@ -228,7 +228,7 @@ def _core_version() -> int:
 def _compile_sweep(core_version: int) -> Callable[..., None]:
     """The parallel sweep, cached on disk for a given version of the engine.
 
-    numba compiles :func:`~mlalgo.backtest.core.portfolio_core` into the sweep, but keys its
+    numba compiles :func:`~mlalgo.backtest.core.run_into` into the sweep, but keys its
     on-disk cache on this file alone: after a change to ``core.py`` a cached sweep would go on
     running the old engine. The contents of a function's closure are part of that key, so the
     sweep closes over a hash of ``core.py``, and a changed engine is a cache miss.
@@ -271,9 +271,20 @@ def _compile_sweep(core_version: int) -> Callable[..., None]:
             target = np.empty(n)  # one per task, so one per thread
             scratch = np.empty(n)
             t2 = target.reshape(col)
+            # The engine's outputs, reused from pair to pair: fresh ones would be faulted in
+            # by the kernel each time, and two threads faulting contend for the same lock.
+            equity = np.empty(n)
+            cash_out = np.empty(n)
+            units = np.empty(col)
+            fills = np.empty((0, 6))
+            trades = np.empty((0, 11))
             for p in range(c, fast.shape[0], k):
                 changes = _crossover_into(close, fast[p], slow[p], target)
-                equity, _, units, _, _, _, n_trades, _ = portfolio_core(
+                cap = 2 * changes + 4  # each change opens at most one position, closed once
+                if fills.shape[0] < cap:
+                    fills = np.empty((2 * cap, 6))
+                    trades = np.empty((2 * cap + 1, 11))
+                n_trades = run_into(
                     o2,
                     c2,
                     c2,
@@ -296,8 +307,12 @@ def _compile_sweep(core_version: int) -> Callable[..., None]:
                     0.0,
                     0.0,
                     0.0,
-                    2 * changes + 4,  # each change opens at most one position, closed once
-                )
+                    equity,
+                    cash_out,
+                    units,
+                    fills,
+                    trades,
+                )[1]
                 _metrics_into(equity, units[:, 0], n_trades, cash, ppy, scratch, out[:, p])
 
     return _sweep
