@@ -178,22 +178,22 @@ def _metrics_into(
     final = equity[-1]
     total = final / cash - 1.0
     growth = 1.0 + total
-    scratch[0] = equity[0] / cash - 1.0
-    for t in range(1, n):
-        scratch[t] = equity[t] / equity[t - 1] - 1.0
-    all_same = True
-    for t in range(1, n):
-        if scratch[t] != scratch[0]:
-            all_same = False
-            break
+    # One pass for the returns, whether they are all equal, the drawdown and the exposure.
     # The deepest point under each peak gives that peak's drawdown (division by a fixed peak
     # keeps the order), so one division per new peak instead of one per bar.
+    first = equity[0] / cash - 1.0
+    scratch[0] = first
+    all_same = True
     peak = equity[0]
     low = peak
     mdd = 0.0
     held = 0
     for t in range(n):
         e = equity[t]
+        if t > 0:
+            r = e / equity[t - 1] - 1.0
+            scratch[t] = r
+            all_same = all_same and r == first
         if e > peak:
             mdd = min(mdd, low / peak - 1.0)
             peak = e
