@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 
 from mlalgo.bundle import (
+    EXAMPLE_FILE,
     MANIFEST_FILE,
     MODEL_FILE,
     POLICY_FILE,
@@ -18,7 +19,7 @@ from mlalgo.bundle import (
     export_bundle,
     load_bundle,
 )
-from mlalgo.config import load_pipeline
+from mlalgo.config import CostConfig, ExecutionConfig, RiskConfig, load_pipeline
 from mlalgo.features.batch import compute
 from mlalgo.labels import make_labels
 from mlalgo.model.estimators import LightGBMSignalClassifier
@@ -26,6 +27,13 @@ from mlalgo.policy import DecisionPolicy
 
 TRAIN_YAML = Path(__file__).resolve().parents[1] / "pipelines" / "train.yaml"
 POLICY = DecisionPolicy(long_threshold=0.51, short_threshold=0.49, allow_short=True)
+EXECUTION = ExecutionConfig(
+    costs=CostConfig(commission_bps=3.0), sizing="whole", risk=RiskConfig(stop_loss=0.05)
+)
+EXAMPLE = [
+    {"time": "2013-02-28T00:00:00+00:00", "symbol": "AAPL", "open": 1.0, "high": 2.0}
+    | {"low": 0.5, "close": 1.5, "volume": 100.0}
+]
 
 
 @pytest.fixture(scope="module")
@@ -48,6 +56,8 @@ def export(root: Path, trained, **info) -> Path:
         model_text=model.booster_.model_to_string(),
         spec=spec,
         policy=POLICY,
+        execution=EXECUTION,
+        input_example=EXAMPLE,
         info={"mlflow_run_id": "abc", **info},
     )
 
@@ -58,21 +68,22 @@ def test_round_trip_predicts_exactly_as_the_trained_model(tmp_path: Path, traine
     bundle = load_bundle(export(tmp_path, trained, training_range={"start": "a", "end": "b"}))
 
     np.testing.assert_array_equal(bundle.predict_proba(rows), model.predict_proba(rows)[:, 1])
-    assert bundle.spec == spec and bundle.policy == POLICY
+    assert bundle.spec == spec and bundle.policy == POLICY and bundle.execution == EXECUTION
+    assert bundle.input_example == EXAMPLE
     assert bundle.manifest["mlflow_run_id"] == "abc"
     assert bundle.manifest["training_range"] == {"start": "a", "end": "b"}
     assert bundle.manifest["feature_spec_hash"] == spec.hash
-    assert set(bundle.manifest["files"]) == {MODEL_FILE, SPEC_FILE, POLICY_FILE}
+    assert set(bundle.manifest["files"]) == {MODEL_FILE, SPEC_FILE, POLICY_FILE, EXAMPLE_FILE}
 
 
 def test_bundle_holds_text_and_json_only(tmp_path: Path, trained) -> None:
     path = export(tmp_path, trained)
 
     assert sorted(p.name for p in path.iterdir()) == sorted(
-        [MODEL_FILE, SPEC_FILE, POLICY_FILE, MANIFEST_FILE]
+        [MODEL_FILE, SPEC_FILE, POLICY_FILE, EXAMPLE_FILE, MANIFEST_FILE]
     )
     assert (path / MODEL_FILE).read_text().startswith("tree\n")
-    for name in (SPEC_FILE, POLICY_FILE, MANIFEST_FILE):
+    for name in (SPEC_FILE, POLICY_FILE, EXAMPLE_FILE, MANIFEST_FILE):
         json.loads((path / name).read_text())
 
 
@@ -94,7 +105,7 @@ def test_versions_count_up_and_leave_no_temporary_folders(tmp_path: Path, traine
     assert json.loads((second / MANIFEST_FILE).read_text())["version"] == 2
 
 
-@pytest.mark.parametrize("victim", [MODEL_FILE, SPEC_FILE, POLICY_FILE])
+@pytest.mark.parametrize("victim", [MODEL_FILE, SPEC_FILE, POLICY_FILE, EXAMPLE_FILE])
 def test_an_altered_file_is_refused_by_name(tmp_path: Path, trained, victim: str) -> None:
     path = export(tmp_path, trained)
     target = path / victim
@@ -106,9 +117,21 @@ def test_an_altered_file_is_refused_by_name(tmp_path: Path, trained, victim: str
 
 def test_a_policy_edited_to_trade_more_is_refused(tmp_path: Path, trained) -> None:
     path = export(tmp_path, trained)
-    (path / POLICY_FILE).write_text(json.dumps({**POLICY.model_dump(), "size": 5.0}))
+    doc = json.loads((path / POLICY_FILE).read_text())
+    doc["decision"]["size"] = 5.0
+    (path / POLICY_FILE).write_text(json.dumps(doc))
 
     with pytest.raises(BundleError, match=POLICY_FILE):
+        load_bundle(path)
+
+
+def test_costs_edited_to_look_cheaper_are_refused(tmp_path: Path, trained) -> None:
+    path = export(tmp_path, trained)
+    doc = json.loads((path / POLICY_FILE).read_text())
+    doc["execution"]["costs"]["commission_bps"] = 0.0
+    (path / POLICY_FILE).write_text(json.dumps(doc, indent=1, sort_keys=True))
+
+    with pytest.raises(BundleError, match=f"{POLICY_FILE}: sha256 does not match"):
         load_bundle(path)
 
 
@@ -163,6 +186,8 @@ def test_a_model_trained_on_other_features_is_refused(tmp_path: Path, trained) -
         model_text=model.booster_.model_to_string(),
         spec=other,
         policy=POLICY,
+        execution=EXECUTION,
+        input_example=EXAMPLE,
         info={},
     )
 
@@ -180,3 +205,18 @@ def test_predict_proba_refuses_the_wrong_number_of_features(tmp_path: Path, trai
 
     with pytest.raises(ValueError, match="expected rows of 8 features"):
         bundle.predict_proba(np.zeros((1, 3)))
+
+
+def test_a_consistent_bundle_with_a_malformed_example_is_refused(tmp_path: Path, trained) -> None:
+    """Hashes protect against tampering; parsing still checks what an exporter wrote."""
+    import hashlib
+
+    path = export(tmp_path, trained)
+    bad = json.dumps([{"time": "2013-02-28", "close": 1.0}]).encode()
+    (path / EXAMPLE_FILE).write_bytes(bad)
+    manifest = json.loads((path / MANIFEST_FILE).read_text())
+    manifest["files"][EXAMPLE_FILE] = hashlib.sha256(bad).hexdigest()
+    (path / MANIFEST_FILE).write_text(json.dumps(manifest))
+
+    with pytest.raises(BundleError, match=f"does not parse.*{EXAMPLE_FILE}: each record needs"):
+        load_bundle(path)

@@ -69,7 +69,8 @@ def test_predict_prints_the_last_bar_signal_per_symbol(ran, tmp_path: Path) -> N
 
     assert result.exit_code == 0, result.output
     assert re.fullmatch(
-        r"MSFT  2013-03-01  p_up=0\.\d{4}  target=[+-]\d\.\d\d  \((long|flat|short)\)\n",
+        r"MSFT  2013-03-01  p_up=0\.\d{4}  target=[+-]\d\.\d\d  "
+        r"\((long|flat|short), [+-]\d\.\d\d of the account\)\n",
         result.output,
     )
 

@@ -2,11 +2,13 @@
 
 Layout of ``models/<name>/<version>/``::
 
-    model.txt       LightGBM booster in its native text format (never a pickle)
-    features.json   the FeatureSpec, canonical JSON
-    policy.json     the decision policy (thresholds and size)
-    manifest.json   format version, sha256 of every file above, training range, metrics,
-                    MLflow run id, config/data/feature hashes, label definition
+    model.txt           LightGBM booster in its native text format (never a pickle)
+    features.json       the FeatureSpec, canonical JSON
+    policy.json         the decision policy (thresholds, Kelly and volatility sizing) and the
+                        execution it was judged under (fills, cost model, sizing, risk limits)
+    input_example.json  real bars the model was exported with: enough history for one signal
+    manifest.json       format version, sha256 of every file above, training and hold-out
+                        ranges, metrics, MLflow run id, config/data/feature hashes, label
 
 Loading verifies every hash before parsing anything and refuses missing, extra or altered files,
 so what trades is exactly what was trained and reported. This module imports no pandas, MLflow,
@@ -27,18 +29,26 @@ from typing import Any
 import lightgbm as lgb
 import numpy as np
 
+from mlalgo.config import ExecutionConfig
 from mlalgo.features.spec import FeatureSpec
 from mlalgo.policy import DecisionPolicy, decide
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 MODEL_FILE = "model.txt"
 SPEC_FILE = "features.json"
 POLICY_FILE = "policy.json"
+EXAMPLE_FILE = "input_example.json"
 MANIFEST_FILE = "manifest.json"
+LISTED = (MODEL_FILE, SPEC_FILE, POLICY_FILE, EXAMPLE_FILE)
+BAR_COLUMNS = ("time", "symbol", "open", "high", "low", "close", "volume")
 
 
 class BundleError(ValueError):
     """A bundle that must not be loaded; the message names the file at fault."""
+
+
+class RegistryError(BundleError):
+    """A ``models:/`` reference that names no bundle; the message says what the registry has."""
 
 
 @dataclass(frozen=True)
@@ -47,11 +57,22 @@ class Bundle:
     manifest: dict[str, Any]
     spec: FeatureSpec
     policy: DecisionPolicy
+    execution: ExecutionConfig
     booster: lgb.Booster
+    input_example: list[dict[str, Any]]  # bar records: time (ISO), symbol, OHLCV
 
     @property
     def feature_names(self) -> list[str]:
         return self.spec.names
+
+    @property
+    def version(self) -> int:
+        return int(self.manifest["version"])
+
+    @property
+    def symbols(self) -> list[str]:
+        """What it was trained on; each gets ``1 / len(symbols)`` of the account."""
+        return list(self.manifest.get("symbols") or [])
 
     def predict_proba(self, features: np.ndarray) -> np.ndarray:
         """P(up) for rows of features in ``feature_names`` order."""
@@ -76,6 +97,8 @@ def export_bundle(
     model_text: str,
     spec: FeatureSpec,
     policy: DecisionPolicy,
+    execution: ExecutionConfig,
+    input_example: list[dict[str, Any]],
     info: dict[str, Any],
 ) -> Path:
     """Write a new version under ``root/name`` atomically and return its folder.
@@ -90,7 +113,8 @@ def export_bundle(
         files = {
             MODEL_FILE: model_text.encode(),
             SPEC_FILE: spec.to_json().encode(),
-            POLICY_FILE: json.dumps(policy.model_dump(mode="json"), sort_keys=True).encode(),
+            POLICY_FILE: _policy_json(policy, execution).encode(),
+            EXAMPLE_FILE: json.dumps(_example(input_example), indent=1).encode(),
         }
         for fname, data in files.items():
             (tmp / fname).write_bytes(data)
@@ -124,10 +148,8 @@ def load_bundle(path: str | Path) -> Bundle:
     path = Path(path)
     manifest = _read_manifest(path)
     expected = manifest.get("files")
-    if not isinstance(expected, dict) or set(expected) != {MODEL_FILE, SPEC_FILE, POLICY_FILE}:
-        raise BundleError(
-            f"{path / MANIFEST_FILE}: 'files' must list {MODEL_FILE}, {SPEC_FILE}, {POLICY_FILE}"
-        )
+    if not isinstance(expected, dict) or set(expected) != set(LISTED):
+        raise BundleError(f"{path / MANIFEST_FILE}: 'files' must list {', '.join(LISTED)}")
     present = {p.name for p in path.iterdir()} - {MANIFEST_FILE}
     extra = sorted(present - set(expected))
     if extra:
@@ -149,12 +171,35 @@ def load_bundle(path: str | Path) -> Bundle:
         data[fname] = blob
     try:
         spec = FeatureSpec.from_json(data[SPEC_FILE].decode())
-        policy = DecisionPolicy.model_validate_json(data[POLICY_FILE])
+        policies = json.loads(data[POLICY_FILE])
+        policy = DecisionPolicy.model_validate(policies["decision"])
+        execution = ExecutionConfig.model_validate(policies["execution"])
+        example = _example(json.loads(data[EXAMPLE_FILE]))
         booster = lgb.Booster(model_str=data[MODEL_FILE].decode())
-    except (ValueError, lgb.basic.LightGBMError) as exc:
+    except (ValueError, KeyError, TypeError, lgb.basic.LightGBMError) as exc:
         raise BundleError(f"{path}: a listed file does not parse: {exc}") from None
     _check_features(path, manifest, spec, booster)
-    return Bundle(path=path, manifest=manifest, spec=spec, policy=policy, booster=booster)
+    return Bundle(path, manifest, spec, policy, execution, booster, example)
+
+
+def _policy_json(policy: DecisionPolicy, execution: ExecutionConfig) -> str:
+    doc = {
+        "decision": policy.model_dump(mode="json"),
+        "execution": execution.model_dump(mode="json"),
+    }
+    return json.dumps(doc, indent=1, sort_keys=True)
+
+
+def _example(rows: Any) -> list[dict[str, Any]]:
+    """Bar records with exactly the bar columns; a bundle's example must be servable as is."""
+    if not isinstance(rows, list) or not rows:
+        raise ValueError(f"{EXAMPLE_FILE}: expected a non-empty list of bar records")
+    out = []
+    for row in rows:
+        if not isinstance(row, dict) or set(row) != set(BAR_COLUMNS):
+            raise ValueError(f"{EXAMPLE_FILE}: each record needs exactly {', '.join(BAR_COLUMNS)}")
+        out.append({k: row[k] for k in BAR_COLUMNS})
+    return out
 
 
 def _read_manifest(path: Path) -> dict[str, Any]:

@@ -77,14 +77,23 @@ def run(
         typer.Option("--set", help="override a config value: key.path=value (repeatable)"),
     ] = None,
     mlflow_config: Annotated[Path, typer.Option(help="tracking settings")] = Path("mlflow.yaml"),
+    summary_json: Annotated[
+        Path | None, typer.Option(help="also write the run's outcome as JSON (for schedulers)")
+    ] = None,
 ) -> None:
-    """Run a pipeline: one MLflow run, a backtest summary and an exported bundle."""
+    """Run a pipeline: one MLflow run, a backtest summary and an exported bundle.
+
+    With stages.register and stages.promote (pipelines/retrain.yaml) the bundle is also
+    registered as a new model version and judged by the promotion gate.
+    """
     from mlalgo.pipeline import run_pipeline
     from mlalgo.tracking import Tracker
 
     cfg = load_pipeline(pipeline, set_ or [])
     tracker = Tracker(load_mlflow_config(mlflow_config), root=mlflow_config.parent)
     result = run_pipeline(cfg, tracker=tracker, source=f"mlalgo run {pipeline}")
+    if summary_json is not None:
+        _write_summary(summary_json, result)
     start, end = result.research.oos_range
     typer.echo(
         f"\n{cfg.name}: out-of-sample {start:%Y-%m-%d} .. {end:%Y-%m-%d}, "
@@ -105,6 +114,82 @@ def run(
     if result.bundle_dir is not None:
         typer.echo(f"bundle      {result.bundle_dir}")
         typer.echo(f"            mlalgo predict --bundle {result.bundle_dir} --bars FILE")
+    if result.model_version is not None:
+        typer.echo(f"registered  models:/{result.model_version}")
+    if result.decision is not None:
+        typer.echo(f"\n{result.decision.summary()}")
+
+
+def _write_summary(path: Path, result: Any) -> None:
+    """What a scheduler records of a run, written atomically."""
+    import json
+
+    decision = result.decision
+    doc = {
+        "run_id": result.run_id,
+        "experiment_id": result.experiment_id,
+        "bundle": None if result.bundle_dir is None else str(result.bundle_dir),
+        "model_version": result.model_version,
+        "decision": None if decision is None else decision.verdict,
+        "reason": None if decision is None else decision.reason,
+        "decision_run_id": None if decision is None else decision.run_id,
+        "metrics": {k: v for k, v in result.metrics.items() if math.isfinite(v)},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(doc, indent=1, sort_keys=True))
+    os.replace(tmp, path)
+
+
+@app.command()
+@_friendly
+def promote(
+    model: Annotated[str, typer.Option(help="registered model name")],
+    challenger: Annotated[
+        str | None, typer.Option(help="version to judge; default the @challenger alias")
+    ] = None,
+    pipeline: Annotated[
+        Path, typer.Option(help="where the evaluation bars come from, and the gate's settings")
+    ] = Path("pipelines/retrain.yaml"),
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="override a config value: key.path=value (repeatable)"),
+    ] = None,
+    mlflow_config: Annotated[Path, typer.Option(help="tracking settings")] = Path("mlflow.yaml"),
+) -> None:
+    """Judge a challenger against @champion on recent bars it never trained on; move the alias
+    only if it passes the gate. Exit 0 when promoted, 1 when rejected."""
+    from mlalgo.pipeline import load_bars
+    from mlalgo.promotion import promote as judge
+    from mlalgo.tracking import Tracker
+
+    cfg = load_pipeline(pipeline, set_ or [])
+    tracker = Tracker(load_mlflow_config(mlflow_config), root=mlflow_config.parent)
+    bars, _ = load_bars(cfg)
+    decision = judge(cfg, bars, tracker, model, challenger, root=mlflow_config.parent)
+    typer.echo(decision.summary())
+    typer.echo(f"\nMLflow run  {decision.run_id}  ({tracker.tracking_uri})")
+    if not decision.promoted:
+        raise typer.Exit(1)
+
+
+@app.command()
+@_friendly
+def rollback(
+    model: Annotated[str, typer.Option(help="registered model name")],
+    reason: Annotated[str, typer.Option(help="recorded on the run and the demoted version")] = (
+        "manual rollback"
+    ),
+    mlflow_config: Annotated[Path, typer.Option(help="tracking settings")] = Path("mlflow.yaml"),
+) -> None:
+    """Point @champion back at the version it replaced."""
+    from mlalgo.promotion import rollback as undo
+    from mlalgo.tracking import Tracker
+
+    tracker = Tracker(load_mlflow_config(mlflow_config), root=mlflow_config.parent)
+    decision = undo(tracker, model, reason=reason)
+    typer.echo(decision.summary())
+    typer.echo(f"MLflow run  {decision.run_id}  ({tracker.tracking_uri})")
 
 
 @app.command()
@@ -191,24 +276,22 @@ def predict(
     from mlalgo.bars import validate
     from mlalgo.bundle import load_bundle
     from mlalgo.data.files import read_bar_file
-    from mlalgo.features.batch import compute
     from mlalgo.policy import describe
+    from mlalgo.scoring import score
 
     model = load_bundle(bundle)
     frame, _ = validate(read_bar_file(bars, symbol=symbol), source=str(bars))
-    features = compute(model.spec, frame)
-    for sym, group in features.groupby(level="symbol", sort=False):
-        last = group.iloc[[-1]]
-        if last.isna().any(axis=None):
+    for sym, group in score(model, frame).groupby(level="symbol", sort=False):
+        last = group.iloc[-1]
+        if math.isnan(last["target"]):
             raise BarError(
                 f"{bars}: {sym} has {len(group)} bars; the feature spec needs more than "
                 f"{model.spec.warmup} for warm-up"
             )
-        p = float(model.predict_proba(last.to_numpy())[0])
-        target = float(model.signal(last.to_numpy())[0])
-        when = last.index.get_level_values("time")[0]
+        when = group.index.get_level_values("time")[-1]
         typer.echo(
-            f"{sym}  {when:%Y-%m-%d}  p_up={p:.4f}  target={target:+.2f}  ({describe(target)})"
+            f"{sym}  {when:%Y-%m-%d}  p_up={last['p_up']:.4f}  target={last['target']:+.2f}  "
+            f"({describe(last['target'])}, {last['weight']:+.2f} of the account)"
         )
 
 

@@ -158,6 +158,18 @@ class RiskConfig(_Frozen):
         return RiskLimits(**self.model_dump())
 
 
+class ExecutionConfig(_Frozen):
+    """How decisions become fills: what a bundle carries so that every evaluation of it, and the
+    live paper broker, trade it under the costs and limits it was judged with."""
+
+    fill: Literal["next_open", "close"] = "next_open"
+    costs: CostConfig = CostConfig()
+    sizing: Literal["fraction", "whole", "units"] = "fraction"
+    unit_size: PositiveFloat = 1.0  # units per unit of target, with sizing: units
+    min_trade: Annotated[float, Field(ge=0)] = 0.0  # skip trades below this x equity
+    risk: RiskConfig = RiskConfig()
+
+
 class BacktestConfig(_Frozen):
     window: Literal["expanding", "rolling"] = "expanding"
     min_train_bars: Annotated[int, Field(ge=20)] = 504
@@ -173,11 +185,41 @@ class BacktestConfig(_Frozen):
     risk: RiskConfig = RiskConfig()
     report_dir: Path = Path("reports")  # tearsheets, one folder per run
 
+    def execution(self) -> ExecutionConfig:
+        return ExecutionConfig(**{k: getattr(self, k) for k in ExecutionConfig.model_fields})
+
+    def with_execution(self, execution: ExecutionConfig) -> BacktestConfig:
+        """This walk-forward setup trading under another (a bundle's) execution."""
+        return self.model_copy(
+            update={k: getattr(execution, k) for k in ExecutionConfig.model_fields}
+        )
+
 
 class ExportConfig(_Frozen):
     enabled: bool = True
     dir: Path = Path("models")
     model_name: str | None = None
+    # The last N bar times are kept from the exported model (with the label purge before them),
+    # so a promotion gate can judge it on bars it never trained on; 0 trains on every bar.
+    holdout_bars: Annotated[int, Field(ge=0)] = 0
+
+
+class RegisterConfig(_Frozen):
+    """Log the bundle as an MLflow pyfunc model and register it as a new version."""
+
+    enabled: bool = False
+    alias: str = "challenger"  # set on the new version
+
+
+class PromoteConfig(_Frozen):
+    """The champion/challenger gate (see :mod:`mlalgo.promotion`)."""
+
+    enabled: bool = False
+    metric: Literal["sharpe", "sortino", "total_return", "calmar"] = "sharpe"
+    margin: Annotated[float, Field(ge=0)] = 0.0  # challenger must beat champion by more than this
+    min_trades: Annotated[int, Field(ge=0)] = 5
+    min_dsr: Annotated[float, Field(ge=0, le=1)] = 0.5  # P(true Sharpe > 0), deflated for 2 trials
+    max_drawdown: Annotated[float, Field(gt=0, le=1)] = 0.3  # worst peak-to-trough allowed
 
 
 class Stages(_Frozen):
@@ -188,8 +230,25 @@ class Stages(_Frozen):
     train: TrainConfig = TrainConfig()
     backtest: BacktestConfig = BacktestConfig()
     export: ExportConfig = ExportConfig()
+    register_: RegisterConfig = Field(RegisterConfig(), alias="register")
+    promote: PromoteConfig = PromoteConfig()
 
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+    @model_validator(mode="after")
+    def _promote_needs_a_registered_holdout(self) -> Stages:
+        if self.register_.enabled and not self.export.enabled:
+            raise ValueError("register: needs export.enabled: true (the bundle is what is logged)")
+        if self.promote.enabled and not self.register_.enabled:
+            raise ValueError(
+                "promote: needs register.enabled: true (it judges a registered version)"
+            )
+        if self.promote.enabled and self.export.holdout_bars == 0:
+            raise ValueError(
+                "promote: needs export.holdout_bars > 0, the recent bars the challenger never "
+                "trains on and is judged on"
+            )
+        return self
 
     @model_validator(mode="after")
     def _bundle_needs_lightgbm(self) -> Stages:

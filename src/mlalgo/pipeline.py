@@ -35,15 +35,18 @@ from mlalgo.backtest.walkforward import (
 )
 from mlalgo.bars import ValidationReport, validate
 from mlalgo.bundle import export_bundle
-from mlalgo.config import PipelineConfig, TrainConfig
+from mlalgo.config import ExecutionConfig, PipelineConfig, TrainConfig
 from mlalgo.data import intervals
 from mlalgo.data.sources import fetch
 from mlalgo.features.batch import compute
 from mlalgo.labels import make_labels, reach
 from mlalgo.model.estimators import make_estimator as build
 from mlalgo.model.splits import PurgedWalkForward
-from mlalgo.policy import decide, realised_volatility
+from mlalgo.policy import DecisionPolicy
+from mlalgo.promotion import Decision, promote
+from mlalgo.registry import register_bundle
 from mlalgo.report import evidence_metrics, write_report
+from mlalgo.scoring import decide_bars
 from mlalgo.tracking import Tracker, git_info
 
 log = logging.getLogger(__name__)
@@ -78,6 +81,8 @@ class RunResult:
     bundle_dir: Path | None
     config_hash: str
     data_hash: str
+    model_version: str | None = None  # NAME/VERSION in the registry, with stages.register
+    decision: Decision | None = None  # the promotion gate's, with stages.promote
 
 
 def make_estimator(cfg: TrainConfig, seed: int, purge_bars: int = 0) -> Any:
@@ -160,32 +165,30 @@ def backtest_window(
     end: pd.Timestamp | None = None,
     *,
     buy_hold: bool = True,
+    policy: DecisionPolicy | None = None,
+    execution: ExecutionConfig | None = None,
 ) -> tuple[pd.Series, BacktestResult]:
     """Trade ``proba`` (aligned with ``bars``) from flat on bars in [start, end], with buy &
     hold beside it.
 
     The one place that turns predictions into a costed backtest, so a run, a tuning trial's
-    fold scores and the hold-out evaluation cannot disagree about fills or costs. Each of the
-    ``m`` symbols is allotted ``1/m`` of the account: its target is ``decide``'s exposure over
-    ``m``, all on one cash account. Volatility targeting reads each symbol's realised
-    volatility at the decision's close, from all bars up to it.
+    fold scores, the hold-out evaluation and the promotion gate cannot disagree about fills or
+    costs. Each of the ``m`` symbols is allotted ``1/m`` of the account: its target is
+    ``decide``'s exposure over ``m``, all on one cash account. Volatility targeting reads each
+    symbol's realised volatility at the decision's close, from all bars up to it. ``policy``
+    and ``execution`` replace the config's (a bundle judged under its own).
     """
-    st = cfg.stages
-    policy = st.backtest.policy
+    bt = cfg.stages.backtest
+    if execution is not None:
+        bt = bt.with_execution(execution)
     ppy = periods_per_year(cfg)
     times = bars.index.get_level_values("time")
     inside = (times >= start) & (times <= end if end is not None else True)
     window = bars.loc[inside]
-    vol = None
-    if policy.vol_target is not None:
-        vol = bars.groupby(level="symbol", sort=False)["close"].transform(
-            lambda c: pd.Series(realised_volatility(c.to_numpy(), policy.vol_window, ppy), c.index)
-        )
-        vol = vol.to_numpy()[inside]
     n_symbols = window.index.get_level_values("symbol").nunique()
-    exposure = decide(proba[inside], policy, vol) / n_symbols
+    exposure = decide_bars(bars, proba, policy or bt.policy, ppy)[inside] / n_symbols
     target = pd.Series(exposure, index=window.index)
-    result = run(window, target, st.backtest, periods_per_year=ppy, buy_hold=buy_hold)
+    result = run(window, target, bt, periods_per_year=ppy, buy_hold=buy_hold)
     return target, result
 
 
@@ -301,11 +304,22 @@ def run_pipeline(
         run.folder(report_dir, "tearsheet")
         for name, table in tables.items():
             run.frame_csv(table, f"reports/{name}.csv")
-        bundle_dir = None
+        bundle_dir, model_version, decision = None, None, None
         if cfg.stages.export.enabled:
             bundle_dir = _export(cfg, res, bars, metrics, run.run_id, dhash, root, tracker)
             run.folder(bundle_dir, "bundle")
             run.tags({"mlalgo.bundle": str(bundle_dir)})
+        if cfg.stages.register_.enabled:
+            assert bundle_dir is not None
+            name = model_name(cfg, tracker)
+            version = register_bundle(
+                tracker, run.run_id, bundle_dir, name, cfg.stages.register_.alias
+            ).version
+            model_version = f"{name}/{version}"
+            run.tags({"mlalgo.model_version": model_version})
+            if cfg.stages.promote.enabled:
+                decision = promote(cfg, bars, tracker, name, str(version), root=root)
+                run.tags({"mlalgo.promotion": decision.verdict})
     return RunResult(
         res,
         metrics,
@@ -318,7 +332,14 @@ def run_pipeline(
         bundle_dir,
         cfg.hash,
         dhash,
+        model_version,
+        decision,
     )
+
+
+def model_name(cfg: PipelineConfig, tracker: Tracker) -> str:
+    """The bundle folder's and the registered model's name."""
+    return cfg.stages.export.model_name or tracker.cfg.registered_model
 
 
 def _export(
@@ -331,9 +352,22 @@ def _export(
     root: Path,
     tracker: Tracker,
 ) -> Path:
-    """Fit the final model on every labelled bar and write it as a bundle."""
+    """Fit the final model on every labelled bar before the hold-out and write it as a bundle.
+
+    With ``export.holdout_bars`` the last bar times are kept out, and so is every sample whose
+    label reads into them, so the promotion gate judges the bundle on bars it never saw; the
+    judged artifact is the one that trades (no refit after the gate).
+    """
     X, y = res.features, res.labels["y"]
     mask = X.notna().all(axis=1).to_numpy() & y.notna().to_numpy()
+    holdout_start = holdout_cut(bars, cfg.stages.export.holdout_bars)
+    if holdout_start is not None:
+        mask &= (res.labels["t1"] < holdout_start).to_numpy()
+    if not mask.any():
+        raise ValueError(
+            f"export: no labelled bar before the hold-out start {holdout_start}; "
+            "lower stages.export.holdout_bars"
+        )
     times = X.index.get_level_values("time")[mask]
     label = cfg.stages.label
     weights = training_weights(cfg.stages.train.sample_weight, X.loc[mask], res.labels.loc[mask])
@@ -341,7 +375,7 @@ def _export(
     model.fit(X.loc[mask], y.loc[mask], sample_weight=weights, times=times)
     start, end = res.oos_range
     export = cfg.stages.export
-    name = export.model_name or tracker.cfg.registered_model
+    name = model_name(cfg, tracker)
     info = {
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "mlalgo_version": __version__,
@@ -350,8 +384,14 @@ def _export(
         "data_hash": dhash,
         "symbols": sorted(set(bars.index.get_level_values("symbol"))),
         "interval": cfg.stages.fetch.interval,
+        "periods_per_year": periods_per_year(cfg),
         "label": cfg.stages.label.model_dump(mode="json"),
-        "training_range": {"start": times.min().isoformat(), "end": times.max().isoformat()},
+        "training_range": {
+            "start": times.min().isoformat(),
+            "end": times.max().isoformat(),
+            "label_end": res.labels["t1"][mask].max().isoformat(),
+        },
+        "holdout_start": None if holdout_start is None else holdout_start.isoformat(),
         "oos_range": {"start": start.isoformat(), "end": end.isoformat()},
         "metrics": {k: (v if np.isfinite(v) else None) for k, v in sorted(metrics.items())},
     }
@@ -362,5 +402,31 @@ def _export(
         model_text=model.booster_.model_to_string(),
         spec=cfg.feature_spec,
         policy=cfg.stages.backtest.policy,
+        execution=cfg.stages.backtest.execution(),
+        input_example=bar_records(bars, cfg.feature_spec.warmup + 2),
         info=info,
     )
+
+
+def holdout_cut(bars: pd.DataFrame, n: int) -> pd.Timestamp | None:
+    """The first of the last ``n`` bar times (None for 0)."""
+    if n == 0:
+        return None
+    times = bars.index.get_level_values("time").unique().sort_values()
+    if n >= len(times):
+        raise ValueError(f"export: holdout_bars {n} leaves no bar to train on ({len(times)} bars)")
+    return times[-n]
+
+
+def bar_records(bars: pd.DataFrame, n: int) -> list[dict[str, Any]]:
+    """The last ``n`` bars of the first symbol as JSON records (a bundle's input example)."""
+    first = bars.index.get_level_values("symbol")[0]
+    tail = bars.xs(first, level="symbol", drop_level=False).tail(n)
+    return [
+        {
+            "time": t.isoformat(),
+            "symbol": str(sym),
+            **{c: float(row[c]) for c in ("open", "high", "low", "close", "volume")},
+        }
+        for (sym, t), row in tail.iterrows()
+    ]
