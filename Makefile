@@ -32,6 +32,8 @@ bench: venv          ## speed against peer libraries, measured in the same run
 	$(BIN)/python -m benchmarks.bench_spec
 	$(BIN)/python -m benchmarks.bench_tune
 	$(BIN)/python -m benchmarks.bench_backtest
+	$(BIN)/python -m benchmarks.bench_inference
+	$(BIN)/python -m benchmarks.bench_serving
 
 format: venv
 	$(BIN)/ruff format src tests benchmarks
@@ -40,5 +42,5 @@ format: venv
 ui: venv             ## MLflow UI on http://127.0.0.1:5000
 	$(BIN)/mlalgo ui --port 5000
 
-clean:               ## remove local runs and bundles (keeps the environment)
-	rm -rf mlruns.db mlartifacts models/*/
+clean:               ## remove local runs, bundles and scheduler state (keeps the environment)
+	rm -rf mlruns.db mlartifacts models/*/ .mlalgo

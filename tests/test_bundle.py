@@ -220,3 +220,23 @@ def test_a_consistent_bundle_with_a_malformed_example_is_refused(tmp_path: Path,
 
     with pytest.raises(BundleError, match=f"does not parse.*{EXAMPLE_FILE}: each record needs"):
         load_bundle(path)
+
+
+def test_loading_and_predicting_imports_no_heavy_libraries(tmp_path: Path, trained) -> None:
+    """The live side loads bundles: LightGBM (and through it pandas) must stay out."""
+    import subprocess
+    import sys
+
+    path = export(tmp_path, trained)
+    code = (
+        "import sys, numpy as np\n"
+        "from mlalgo.bundle import load_bundle\n"
+        f"b = load_bundle({str(path)!r})\n"
+        "print(b.predict_one(np.zeros(len(b.feature_names))))\n"
+        "print(sorted(m for m in ('pandas', 'lightgbm', 'sklearn', 'mlflow', 'optuna') "
+        "if m in sys.modules))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+
+    assert out.stdout.splitlines()[-1] == "[]"
+    assert 0.0 < float(out.stdout.splitlines()[0]) < 1.0

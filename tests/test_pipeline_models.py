@@ -62,7 +62,7 @@ def test_uniqueness_weights_change_the_model(tmp_path: Path, make_short_config) 
 
 
 def test_a_baseline_cannot_be_exported_as_a_bundle(tmp_path: Path, make_short_config) -> None:
-    with pytest.raises(ConfigError, match="stages: value error, export: the signal-model bundle"):
+    with pytest.raises(ConfigError, match="stages: export: the signal-model bundle"):
         make_short_config(tmp_path / "m", "stages.train.model=logistic")
 
 

@@ -430,6 +430,42 @@ def tune_worker(
 
 @app.command()
 @_friendly
+def schedule(
+    pipelines: Annotated[
+        list[Path] | None, typer.Argument(help="pipelines/*.yaml with a schedule.cron")
+    ] = None,
+    once: Annotated[
+        bool, typer.Option(help="run each pipeline now (same lock, retries, history), then exit")
+    ] = False,
+    history: Annotated[bool, typer.Option(help="print the run history and exit")] = False,
+    limit: Annotated[int, typer.Option(help="rows of history to print")] = 30,
+    state_dir: Annotated[
+        Path, typer.Option(help="locks, run history (schedule.db) and run logs")
+    ] = Path(".mlalgo/schedule"),
+    mlflow_config: Annotated[Path, typer.Option(help="tracking settings")] = Path("mlflow.yaml"),
+) -> None:
+    """Run pipelines on the cron expressions in their YAML until SIGTERM: one run at a time per
+    pipeline (an overlapping fire is skipped and logged), retries with backoff, a history."""
+    from mlalgo.schedule import History, format_history, run_scheduler
+
+    if history:
+        names = [load_pipeline(p).name for p in pipelines or []]
+        book = History(state_dir / "schedule.db")
+        rows = [r for n in names or [None] for r in book.runs(n, limit=limit)]
+        typer.echo(format_history(sorted(rows, key=lambda r: r.id or 0, reverse=True)[:limit]))
+        return
+    code = run_scheduler(
+        list(pipelines or []),
+        state_dir=state_dir,
+        root=Path.cwd(),
+        mlflow_config=mlflow_config,
+        once=once,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+@_friendly
 def reproduce(
     run_id: Annotated[str, typer.Argument(help="the MLflow run to rerun")],
     mlflow_config: Annotated[Path, typer.Option(help="tracking settings")] = Path("mlflow.yaml"),

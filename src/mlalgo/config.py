@@ -30,6 +30,7 @@ from pydantic import (
 from mlalgo.backtest.costs import CostModel
 from mlalgo.features.spec import FeatureDef, FeatureSpec
 from mlalgo.policy import DecisionPolicy
+from mlalgo.schedule.config import ScheduleConfig
 
 if TYPE_CHECKING:
     from mlalgo.backtest.portfolio import RiskLimits
@@ -263,7 +264,7 @@ class Stages(_Frozen):
 ParamValue = str | int | float | bool | None
 
 # Tuning may not touch what defines the data (that would tune on the hold-out) or itself.
-_UNTUNABLE = ("stages.fetch", "stages.validate", "tune", "name", "seed")
+_UNTUNABLE = ("stages.fetch", "stages.validate", "tune", "name", "seed", "schedule")
 
 
 class ParamRange(_Frozen):
@@ -337,6 +338,7 @@ class PipelineConfig(_Frozen):
     seed: int = 42
     stages: Stages
     tune: TuneConfig = TuneConfig()
+    schedule: ScheduleConfig = ScheduleConfig()  # when `mlalgo schedule` runs it
 
     @property
     def feature_spec(self) -> FeatureSpec:
@@ -347,8 +349,10 @@ class PipelineConfig(_Frozen):
 
     @property
     def hash(self) -> str:
-        """The run's identity: same config, same hash, on any machine."""
-        canonical = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """The run's identity: same config, same hash, on any machine. When it runs
+        (``schedule``) is not part of what it computes, so it is left out."""
+        identity = {k: v for k, v in self.to_dict().items() if k != "schedule"}
+        canonical = json.dumps(identity, sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
 
     def flat(self) -> dict[str, str]:
@@ -480,6 +484,8 @@ def _describe(
         return f"{origin}: {key}: required key is missing"
     got = err.get("input")
     shown = "" if isinstance(got, dict | list) else f", got {got!r}"
+    if err["type"] == "value_error" and "error" in err.get("ctx", {}):
+        return f"{origin}: {key}: {err['ctx']['error']}"  # our own validators' sentences
     return f"{origin}: {key}: {err['msg'][0].lower()}{err['msg'][1:]}{shown}"
 
 

@@ -21,6 +21,7 @@ import pandas as pd
 import pytest
 import yaml
 from support.processes import free_port, stop
+from support.retrain import NAME, RETRAIN_YAML, retrain_overrides, write_bars
 
 from mlalgo.bundle import MANIFEST_FILE, MODEL_FILE, BundleError, load_bundle
 from mlalgo.config import ConfigError, MlflowConfig, PipelineConfig, load_pipeline
@@ -30,33 +31,7 @@ from mlalgo.registry import CHAMPION, MANIFEST_TAG, PREVIOUS_TAG, resolve_bundle
 from mlalgo.scoring import signal_records
 from mlalgo.tracking import Tracker
 
-ROOT = Path(__file__).resolve().parents[2]
-RETRAIN_YAML = ROOT / "pipelines" / "retrain.yaml"
-NAME = "sig"
 ENDS = ("2007-06-30", "2007-12-31")  # the gate promotes both on these bars
-
-
-def retrain_overrides(root: Path, bars_file: Path) -> list[str]:
-    """pipelines/retrain.yaml on a growing file of AAPL and MSFT bars, shortened for tests."""
-    return [
-        "stages.fetch.source=file",
-        f"stages.fetch.path={bars_file}",
-        "stages.fetch.symbols=[AAPL, MSFT]",
-        "stages.fetch.start=2003-01-01",
-        "stages.backtest.min_train_bars=252",
-        "stages.backtest.retrain_every=126",
-        "stages.train.n_estimators=60",
-        f"stages.export.model_name={NAME}",
-        f"stages.export.dir={root / 'models'}",
-        f"stages.backtest.report_dir={root / 'reports'}",
-    ]
-
-
-def write_bars(bars: pd.DataFrame, path: Path, end: str) -> None:
-    times = bars.index.get_level_values("time")
-    part = bars.loc[["AAPL", "MSFT"]]
-    times = part.index.get_level_values("time")
-    part.loc[(times >= "2003-01-01") & (times <= end)].reset_index().to_csv(path, index=False)
 
 
 @dataclass
