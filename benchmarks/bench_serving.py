@@ -66,10 +66,11 @@ def log_lightgbm_peer(uri: str, bundle_dir: Path, features: pd.DataFrame) -> str
     import mlflow
     from mlflow.models import infer_signature
 
+    from mlalgo.registry import fluent_store
+
     booster = lgb.Booster(model_file=str(bundle_dir / "model.txt"))
-    mlflow.set_tracking_uri(uri)
     example = features.head(2)
-    with mlflow.start_run():
+    with fluent_store(uri), mlflow.start_run():
         info = mlflow.lightgbm.log_model(
             booster,
             name="peer",

@@ -13,6 +13,8 @@ import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -77,9 +79,7 @@ def register_bundle(
     example = example_frame(bundle.input_example)
     signature = infer_signature(example, signal_records(bundle, example))
     os.environ.setdefault("MLFLOW_SKIP_PIP_REQUIREMENTS_CHECK", "true")  # offline machines
-    mlflow.set_tracking_uri(tracker.tracking_uri)
-    mlflow.set_registry_uri(tracker.tracking_uri)
-    with mlflow.start_run(run_id=run_id):
+    with fluent_store(tracker.tracking_uri), mlflow.start_run(run_id=run_id):
         info = mlflow.pyfunc.log_model(
             name=PYFUNC_NAME,
             python_model=str(_ENTRY),
@@ -97,6 +97,34 @@ def register_bundle(
     if alias:
         client.set_registered_model_alias(name, alias, version)
     return client.get_model_version(name, version)
+
+
+@contextmanager
+def fluent_store(uri: str) -> Iterator[None]:
+    """Point MLflow's fluent API (``log_model`` has no client form) at ``uri`` for a block.
+
+    ``mlflow.set_tracking_uri`` and ``set_registry_uri`` also export ``MLFLOW_TRACKING_URI`` and
+    ``MLFLOW_REGISTRY_URI`` to the environment, which every later child process and every later
+    ``load_mlflow_config`` would inherit; both globals and both variables are restored.
+    """
+    import mlflow
+    from mlflow.tracking._model_registry import utils as registry_utils
+    from mlflow.tracking._tracking_service import utils as tracking_utils
+
+    names = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    saved_env = {k: os.environ.get(k) for k in names}
+    saved = (tracking_utils._tracking_uri, registry_utils._registry_uri)
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    try:
+        yield
+    finally:
+        tracking_utils._tracking_uri, registry_utils._registry_uri = saved
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
 
 
 def version_tags(bundle_dir: Path, manifest: dict[str, Any]) -> dict[str, str]:
@@ -164,10 +192,11 @@ def download_bundle(tracker: Tracker, version: ModelVersion, cache: Path) -> Pat
         target.parent.mkdir(parents=True, exist_ok=True)
         tmp = Path(tempfile.mkdtemp(prefix=".incoming-", dir=target.parent))
         try:
+            where = tracker.client().get_model_version_download_uri(
+                version.name, str(version.version)
+            )
             local = mlflow.artifacts.download_artifacts(
-                artifact_uri=f"models:/{version.name}/{version.version}",
-                dst_path=str(tmp),
-                tracking_uri=tracker.tracking_uri,
+                artifact_uri=where, dst_path=str(tmp), tracking_uri=tracker.tracking_uri
             )
             # pyfunc keeps an artifact folder under its own name (the bundle's version number)
             found = [m.parent for m in (Path(local) / "artifacts").glob(f"*/{MANIFEST_FILE}")]

@@ -54,7 +54,9 @@ class Tracker:
         return resolve_tracking_uri(self.cfg.tracking_uri, self.root)
 
     def client(self) -> MlflowClient:
-        return MlflowClient(tracking_uri=self.tracking_uri)
+        # The registry explicitly too: left unset, MlflowClient takes it from the global
+        # fluent URI, not from tracking_uri.
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self, client: MlflowClient) -> str:
         exp = client.get_experiment_by_name(self.cfg.experiment)

@@ -27,7 +27,7 @@ from mlalgo.bundle import MANIFEST_FILE, MODEL_FILE, BundleError, load_bundle
 from mlalgo.config import ConfigError, MlflowConfig, PipelineConfig, load_pipeline
 from mlalgo.pipeline import RunResult, run_pipeline
 from mlalgo.promotion import judge
-from mlalgo.registry import CHAMPION, MANIFEST_TAG, PREVIOUS_TAG, resolve_bundle
+from mlalgo.registry import CHAMPION, MANIFEST_TAG, PREVIOUS_TAG, fluent_store, resolve_bundle
 from mlalgo.scoring import signal_records
 from mlalgo.tracking import Tracker
 
@@ -66,6 +66,9 @@ def store(tmp_path_factory, sample_bars: pd.DataFrame) -> Store:
 
 
 def test_each_cycle_registers_a_version_and_the_gate_promotes_it(store: Store) -> None:
+    # Registering used MLflow's fluent API; none of its global store settings leaked out.
+    assert os.environ.get("MLFLOW_REGISTRY_URI") is None
+    assert os.environ.get("MLFLOW_TRACKING_URI") != store.tracker.tracking_uri
     client = store.client()
     versions = client.search_model_versions(f"name='{NAME}'")
     model = client.get_registered_model(NAME)
@@ -168,9 +171,9 @@ def _recent_bars(sample_bars: pd.DataFrame, end: str, n: int) -> pd.DataFrame:
 def test_the_pyfunc_model_returns_the_bundles_signals(store: Store, sample_bars) -> None:
     import mlflow
 
-    mlflow.set_tracking_uri(store.tracker.tracking_uri)
     frame = _recent_bars(sample_bars, "2008-03-31", 80)
-    model = mlflow.pyfunc.load_model(f"models:/{NAME}@{CHAMPION}")
+    with fluent_store(store.tracker.tracking_uri):
+        model = mlflow.pyfunc.load_model(f"models:/{NAME}@{CHAMPION}")
     expected = signal_records(load_bundle(store.results[1].bundle_dir), frame)
 
     got = model.predict(frame)
