@@ -34,6 +34,7 @@ bench: venv          ## speed against peer libraries, measured in the same run
 	$(BIN)/python -m benchmarks.bench_backtest
 	$(BIN)/python -m benchmarks.bench_inference
 	$(BIN)/python -m benchmarks.bench_serving
+	$(BIN)/python -m benchmarks.bench_live
 
 format: venv
 	$(BIN)/ruff format src tests benchmarks

@@ -1,5 +1,5 @@
 """``python -m mlalgo``: the same command line as ``mlalgo`` (tuning workers start this way)."""
 
-from mlalgo.cli import app
+from mlalgo.entry import main
 
-app(prog_name="mlalgo")
+main()

@@ -567,6 +567,17 @@ def exchange_serve(
     serve(data, port=port, speed=speed, faults=spec, start=start, interval=interval)
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def live(ctx: typer.Context) -> None:
+    """Trade a bundle live: feed, paper or real broker, journal, guards (`mlalgo live -h`)."""
+    from mlalgo.live.cli import main as live_main
+
+    raise typer.Exit(live_main(list(ctx.args)))
+
+
 @app.command()
 @_friendly
 def ui(

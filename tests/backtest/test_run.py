@@ -173,3 +173,14 @@ def test_bad_inputs_are_named(year: pd.DataFrame) -> None:
         run(year.drop(columns="high"), pd.Series(1.0, index=year.index), config())
     with pytest.raises(ValueError, match="one target per bar"):
         run(year, np.ones(3), config())
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+def test_daily_loss_days_are_calendar_days_whatever_the_time_unit(unit: str) -> None:
+    """pandas 3 keeps a file's time unit; the daily-loss day label must not depend on it."""
+    from mlalgo.backtest.runner import _days
+
+    times = pd.DatetimeIndex(["1999-12-31 23:00", "2000-01-01", "2000-01-01 12:00", "2000-01-03"],
+                             tz="UTC").as_unit(unit)  # fmt: skip
+    days = _days(times)
+    assert days.tolist() == [10956, 10957, 10957, 10959]

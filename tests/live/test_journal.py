@@ -125,7 +125,8 @@ for i in range(start, int(sys.argv[2])):
         elif intent.state == "sent":
             j.mark_acked(intent.client_order_id, "B" + intent.client_order_id)
             j.record_fill(intent.client_order_id, "F" + intent.client_order_id,
-                          intent.quantity, 10.0, 0.0, b.open_ms)
+                          intent.quantity * (1 if intent.side == "buy" else -1), 10.0, 0.0,
+                          b.open_ms)
     j.record_bar(b, strategy="s", bundle="m/1", p_up=0.6, target=1.0,
                  orders=[("buy", 2.0), ("sell", 1.0)])
 print("done", flush=True)

@@ -37,6 +37,11 @@ After a stop or take-profit the instrument stays flat until its target changes, 
 standing signal does not walk straight back into the trade it just left; after a daily-loss
 flatten the next day's decisions trade again.
 
+The account's state between bars is explicit (:func:`new_state`), and :func:`advance`
+moves it through any range of bars: :func:`run_into` is that state, advanced through every
+bar, and the trades still open recorded at the end (:func:`record_open`); the paper broker
+advances the same state one bar at a time, so live replay and backtest agree by construction.
+
 Sizing turns a target into units at the fill price ``p`` (slipped in the trade's direction)
 with ``E`` the account's equity at this bar's fill prices:
 
@@ -71,7 +76,11 @@ __all__ = [
     "REASON_TAKE_PROFIT",
     "REASON_TRAILING_STOP",
     "SIZING_CODES",
+    "advance",
+    "new_state",
+    "pack_params",
     "portfolio_core",
+    "record_open",
     "run_into",
 ]
 
@@ -93,8 +102,33 @@ EXIT_REASONS = (
 )
 SIZING_CODES = {"fraction": 0, "whole": 1, "units": 2}
 
-# Columns of the open-trade state, one row per instrument.
+# Columns of the open-trade state ``tr``, one row per instrument.
 ENTRY, DIR, SIZE, PRICE, FLOW, COMM, BORROW, BEST = range(8)
+# Slots of ``params``, the run's constants (see :func:`pack_params`).
+(
+    COMM_RATE,
+    COMM_FIXED,
+    BORROW_RATE,
+    FILL_AT_CLOSE,
+    SIZING,
+    UNIT_SIZE,
+    MAX_POSITION,
+    MAX_LEVERAGE,
+    MIN_TRADE,
+    STOP_LOSS,
+    TAKE_PROFIT,
+    TRAILING_STOP,
+    MAX_DRAWDOWN,
+    MAX_DAILY_LOSS,
+) = range(14)
+# The account's state between bars (see :func:`new_state`): ``acct`` (float) ...
+CASH, PEAK, DAY_START = range(3)
+# ... ``count`` (int; its first two slots are the rows of ``fills`` and ``trades`` written) ...
+N_FILLS, N_TRADES, KILLED_AT, KILLED, HALTED, HALTED_DAY = range(6)
+# ... ``book`` (float, a row per field, a column per instrument; WANT and PX_SIDE are scratch) ...
+UNITS, LAST, MARK, PENDING, WANT, PX_SIDE = range(6)
+# ... and ``flags`` (bool, likewise; CHANGING is scratch).
+PENDING_FLAT, CHANGING = range(2)
 
 # Relative size below which a negative cash balance is floating-point dust from an all-in buy.
 _CASH_DUST = 1e-12
@@ -250,26 +284,181 @@ def run_into(
     Returns ``(n_fills, n_trades, killed_at)``.
     """
     n, m = close.shape
-    cash = cash0
-    units = np.zeros(m)
-    last = np.zeros(m)  # target that produced the position
-    mark = np.full(m, np.nan)  # last close seen
-    tr = np.zeros((m, 8))  # the open trade of each instrument, columns ENTRY .. BEST
-    count = np.zeros(2, dtype=np.int64)  # fills and trades written so far
-    pending_flat = np.zeros(m, dtype=np.bool_)
-    want = np.zeros(m)
-    pending = np.full(m, np.nan)  # decisions waiting for their instrument's next bar
-    px_side = np.zeros(m)
-    changing = np.zeros(m, dtype=np.bool_)
-    killed = False
-    killed_at = -1
-    halted_day = np.int64(-1)
-    halted = False
-    peak = cash0
-    day_start = cash0
+    params = pack_params(
+        comm_rate,
+        comm_fixed,
+        borrow_rate,
+        fill_at_close,
+        sizing,
+        unit_size,
+        max_position,
+        max_leverage,
+        min_trade,
+        stop_loss,
+        take_profit,
+        trailing_stop,
+        max_drawdown,
+        max_daily_loss,
+    )
+    acct, count, book, flags, tr = new_state(m, cash0)
+    units, last, mark, pending, want, px_side = book
+    pending_flat, changing = flags
+    advance(
+        0,
+        n,
+        open_,
+        high,
+        low,
+        close,
+        target,
+        day,
+        slip,
+        params,
+        acct,
+        count,
+        units,
+        last,
+        mark,
+        pending,
+        want,
+        px_side,
+        pending_flat,
+        changing,
+        tr,
+        fills,
+        trades,
+        equity,
+        cash_out,
+        units_out,
+    )
+    record_open(n - 1, book, tr, trades, count)
+    return count[N_FILLS], count[N_TRADES], count[KILLED_AT]
+
+
+@njit(cache=True)
+def pack_params(
+    comm_rate: float,
+    comm_fixed: float,
+    borrow_rate: float,
+    fill_at_close: bool,
+    sizing: int,
+    unit_size: float,
+    max_position: float,
+    max_leverage: float,
+    min_trade: float,
+    stop_loss: float,
+    take_profit: float,
+    trailing_stop: float,
+    max_drawdown: float,
+    max_daily_loss: float,
+) -> FloatArray:
+    """The constants of a run as the ``params`` array of :func:`step` (a slot per argument,
+    named by the constants), which keeps :func:`advance` under numba's 30 arguments for inlining."""
+    params = np.empty(14)
+    params[COMM_RATE] = comm_rate
+    params[COMM_FIXED] = comm_fixed
+    params[BORROW_RATE] = borrow_rate
+    params[FILL_AT_CLOSE] = 1.0 if fill_at_close else 0.0
+    params[SIZING] = sizing
+    params[UNIT_SIZE] = unit_size
+    params[MAX_POSITION] = max_position
+    params[MAX_LEVERAGE] = max_leverage
+    params[MIN_TRADE] = min_trade
+    params[STOP_LOSS] = stop_loss
+    params[TAKE_PROFIT] = take_profit
+    params[TRAILING_STOP] = trailing_stop
+    params[MAX_DRAWDOWN] = max_drawdown
+    params[MAX_DAILY_LOSS] = max_daily_loss
+    return params
+
+
+@njit(cache=True)
+def new_state(m: int, cash0: float) -> tuple:  # type: ignore[type-arg]
+    """A flat account with ``cash0`` in cash, before its first bar: the arguments
+    ``acct, count, book, flags, tr`` of :func:`step` (see the constants named after their
+    slots)."""
+    acct = np.empty(3)
+    acct[CASH] = cash0
+    acct[PEAK] = cash0
+    acct[DAY_START] = cash0
+    count = np.zeros(6, dtype=np.int64)
+    count[KILLED_AT] = -1
+    count[HALTED_DAY] = -1
+    book = np.zeros((6, m))
+    book[MARK] = np.nan  # no close seen yet
+    book[PENDING] = np.nan  # no decision waiting
+    flags = np.zeros((2, m), dtype=np.bool_)
+    tr = np.zeros((m, 8))
+    return acct, count, book, flags, tr
+
+
+@njit(cache=True, inline="always")
+def advance(
+    start: int,
+    stop: int,
+    open_: FloatArray,
+    high: FloatArray,
+    low: FloatArray,
+    close: FloatArray,
+    target: FloatArray,
+    day: IntArray,
+    slip: FloatArray,
+    params: FloatArray,
+    acct: FloatArray,
+    count: IntArray,
+    units: FloatArray,
+    last: FloatArray,
+    mark: FloatArray,
+    pending: FloatArray,
+    want: FloatArray,
+    px_side: FloatArray,
+    pending_flat: npt.NDArray[np.bool_],
+    changing: npt.NDArray[np.bool_],
+    tr: FloatArray,
+    fills: FloatArray,
+    trades: FloatArray,
+    equity: FloatArray,
+    cash_out: FloatArray,
+    units_out: FloatArray,
+) -> None:
+    """Advance the account through bars ``start .. stop - 1``: the seven steps above, per bar.
+
+    The account lives in the state arrays (:func:`new_state`; ``units .. changing`` are the
+    rows of its ``book`` and ``flags``), so a run can stop after any bar and go on later with
+    the same result: :func:`run_into` advances through every bar at once, the paper broker
+    (:mod:`mlalgo.live.paper`) one bar at a time as bars arrive. Bar ``t`` reads rows ``t``
+    and ``t - 1`` of the market arrays, writes row ``t`` of ``equity``, ``cash_out`` and
+    ``units_out`` and reads ``equity[t - 1]`` back at a new day; ``fills`` and ``trades``
+    need room for ``5 * m`` more rows per bar.
+
+    The loop over bars is inside rather than around this function: a call per bar costs
+    more than a bar (numba counts references to each of the arrays passed, on every call).
+    """
+    comm_rate = params[COMM_RATE]
+    comm_fixed = params[COMM_FIXED]
+    borrow_rate = params[BORROW_RATE]
+    fill_at_close = params[FILL_AT_CLOSE] != 0.0
+    sizing = int(params[SIZING])
+    unit_size = params[UNIT_SIZE]
+    max_position = params[MAX_POSITION]
+    max_leverage = params[MAX_LEVERAGE]
+    min_trade = params[MIN_TRADE]
+    stop_loss = params[STOP_LOSS]
+    take_profit = params[TAKE_PROFIT]
+    trailing_stop = params[TRAILING_STOP]
+    max_drawdown = params[MAX_DRAWDOWN]
+    max_daily_loss = params[MAX_DAILY_LOSS]
+    m = close.shape[1]
+    cash = acct[CASH]
+    peak = acct[PEAK]
+    day_start = acct[DAY_START]
+    killed = count[KILLED] != 0
+    killed_at = count[KILLED_AT]
+    halted = count[HALTED] != 0
+    halted_day = count[HALTED_DAY]
     exits = stop_loss > 0.0 or take_profit > 0.0 or trailing_stop > 0.0
 
-    for t in range(n):
+    for t in range(start, stop):
         if t > 0 and day[t] != day[t - 1]:
             day_start = equity[t - 1]
 
@@ -517,8 +706,24 @@ def run_into(
         for i in range(m):
             units_out[t, i] = units[i]
 
-    # trades still open at the end, marked at the last close, no exit costs
-    for i in range(m):
+    acct[CASH] = cash
+    acct[PEAK] = peak
+    acct[DAY_START] = day_start
+    count[KILLED] = killed
+    count[KILLED_AT] = killed_at
+    count[HALTED] = halted
+    count[HALTED_DAY] = halted_day
+
+
+@njit(cache=True)
+def record_open(
+    t: int, book: FloatArray, tr: FloatArray, trades: FloatArray, count: IntArray
+) -> None:
+    """Record the trades still open after bar ``t`` as exits at its marks, with no exit
+    costs (reason ``REASON_END``): the end of a run, which leaves the positions as they are."""
+    units = book[UNITS]
+    mark = book[MARK]
+    for i in range(units.shape[0]):
         if units[i] != 0.0:
             pnl = tr[i, FLOW] + units[i] * mark[i] - tr[i, BORROW]
             _record(
@@ -526,7 +731,7 @@ def run_into(
                 count,
                 i,
                 tr[i, ENTRY],
-                n - 1,
+                t,
                 tr[i, DIR],
                 tr[i, SIZE],
                 tr[i, PRICE],
@@ -536,7 +741,6 @@ def run_into(
                 tr[i, BORROW],
                 REASON_END,
             )
-    return count[0], count[1], killed_at
 
 
 @njit(cache=True)

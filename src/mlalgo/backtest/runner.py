@@ -243,7 +243,8 @@ def _days(times: pd.Index) -> np.ndarray:
     """A label per bar's calendar day (UTC), for the daily-loss limit."""
     if isinstance(times, pd.DatetimeIndex):
         days = times.tz_convert("UTC") if times.tz is not None else times
-        return np.asarray(days.normalize().asi8 // 86_400_000_000_000, dtype=np.int64)
+        # in nanoseconds whatever the index's unit (pandas 3 keeps "ms" or "s" from the source)
+        return np.asarray(days.as_unit("ns").asi8 // 86_400_000_000_000, dtype=np.int64)
     return np.arange(len(times), dtype=np.int64)
 
 

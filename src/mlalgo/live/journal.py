@@ -45,14 +45,15 @@ CREATE TABLE IF NOT EXISTS intents (
     client_order_id TEXT PRIMARY KEY,
     strategy TEXT NOT NULL, symbol TEXT NOT NULL, open_ms INTEGER NOT NULL, leg INTEGER NOT NULL,
     side TEXT NOT NULL CHECK (side IN ('buy', 'sell')),
-    quantity REAL NOT NULL CHECK (quantity > 0),
+    quantity REAL NOT NULL CHECK (quantity >= 0), target REAL,
     state TEXT NOT NULL, broker_order_id TEXT, filled REAL NOT NULL DEFAULT 0,
     message TEXT NOT NULL DEFAULT '', created_ns INTEGER NOT NULL, updated_ns INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS fills (
     fill_id TEXT PRIMARY KEY,
-    client_order_id TEXT NOT NULL REFERENCES intents (client_order_id),
-    quantity REAL NOT NULL, price REAL NOT NULL, fee REAL NOT NULL, time_ms INTEGER NOT NULL
+    client_order_id TEXT REFERENCES intents (client_order_id),  -- NULL: the broker's own exit
+    symbol TEXT NOT NULL, quantity REAL NOT NULL, price REAL NOT NULL, fee REAL NOT NULL,
+    time_ms INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT 'signal'
 );
 CREATE TABLE IF NOT EXISTS flags (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 """
@@ -74,6 +75,23 @@ class Intent:
     state: str
     broker_order_id: str | None
     filled: float
+    target: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    bar: Bar
+    p_up: float | None = None
+    target: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Leg:
+    symbol: str
+    side: str  # "buy" | "sell"
+    quantity: float  # estimated at the decision's close; >= 0
+    target: float | None = None  # the exposure the order moves the symbol to
+    leg: int = 0  # first leg number: a second set of orders on one bar starts past the first
 
 
 def client_order_id(strategy: str, symbol: str, open_ms: int, leg: int = 0) -> str:
@@ -135,37 +153,77 @@ class Journal:
         target: float | None = None,
         orders: Sequence[tuple[str, float]] = (),
     ) -> list[Intent]:
-        """An accepted bar, its decision and its order intents (``(side, quantity)`` legs),
-        in one transaction; returns the intents to send."""
+        """One accepted bar, its decision and its order intents (``(side, quantity)`` legs)."""
+        legs = [Leg(bar.symbol, side, quantity) for side, quantity in orders]
+        return self.record_row(
+            [Decision(bar, p_up, target)], strategy=strategy, bundle=bundle, orders=legs
+        )
+
+    def record_row(
+        self,
+        decisions: Sequence[Decision],
+        *,
+        strategy: str,
+        bundle: str,
+        rejected: Sequence[tuple[Bar, str]] = (),
+        orders: Sequence[Leg] = (),
+        row_ms: int | None = None,
+    ) -> list[Intent]:
+        """Every bar of one bar time (accepted with its decision, or rejected with the reason)
+        and the order intents they produced, in one transaction; returns the intents to send.
+
+        An order's intent takes the time of its symbol's bar in this row (the row's time when
+        the symbol has none: a flatten of a symbol that did not trade)."""
         now = time.time_ns()
+        if row_ms is None:
+            row_ms = max(d.bar.open_ms for d in decisions)
+        times = {d.bar.symbol: d.bar.open_ms for d in decisions}
+        legs: dict[str, int] = {}
         intents = []
         with self._tx() as db:
-            _insert_bar(db, bar, accepted=True, reason="")
-            if target is not None or p_up is not None:
-                db.execute(
-                    "INSERT INTO decisions VALUES (?, ?, ?, ?, ?)",
-                    (bar.symbol, bar.open_ms, p_up, target, bundle),
-                )
-            for leg, (side, quantity) in enumerate(orders):
-                coid = client_order_id(strategy, bar.symbol, bar.open_ms, leg)
+            for bar, reason in rejected:
+                _insert_bar(db, bar, accepted=False, reason=reason)
+            for d in decisions:
+                _insert_bar(db, d.bar, accepted=True, reason="")
+                if d.target is not None or d.p_up is not None:
+                    db.execute(
+                        "INSERT INTO decisions VALUES (?, ?, ?, ?, ?)",
+                        (d.bar.symbol, d.bar.open_ms, d.p_up, d.target, bundle),
+                    )
+            for o in orders:
+                open_ms = times.get(o.symbol, row_ms)
+                leg = legs[o.symbol] = legs.get(o.symbol, o.leg - 1) + 1
+                coid = client_order_id(strategy, o.symbol, open_ms, leg)
                 db.execute(
                     "INSERT INTO intents (client_order_id, strategy, symbol, open_ms, leg, side,"
-                    " quantity, state, created_ns, updated_ns)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, 'intended', ?, ?)",
-                    (coid, strategy, bar.symbol, bar.open_ms, leg, side, quantity, now, now),
+                    " quantity, target, state, created_ns, updated_ns)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'intended', ?, ?)",
+                    (
+                        coid,
+                        strategy,
+                        o.symbol,
+                        open_ms,
+                        leg,
+                        o.side,
+                        o.quantity,
+                        o.target,
+                        now,
+                        now,
+                    ),
                 )
                 intents.append(
                     Intent(
                         coid,
                         strategy,
-                        bar.symbol,
-                        bar.open_ms,
+                        o.symbol,
+                        open_ms,
                         leg,
-                        side,
-                        quantity,
+                        o.side,
+                        o.quantity,
                         "intended",
                         None,
                         0.0,
+                        o.target,
                     )
                 )
         return intents
@@ -188,17 +246,18 @@ class Journal:
     def record_fill(
         self, coid: str, fill_id: str, quantity: float, price: float, fee: float, time_ms: int
     ) -> bool:
-        """Add a fill once (a repeated ``fill_id`` is ignored); returns whether it was new.
-        The intent becomes ``filled`` when its quantity is reached."""
+        """Add a fill of a journalled order (``quantity`` signed, + buy) once: a repeated
+        ``fill_id`` is ignored. Returns whether it was new; the intent becomes ``filled`` when
+        its quantity is reached."""
         with self._tx() as db:
             intent = _get(db, coid)
             cur = db.execute(
-                "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?)",
-                (fill_id, coid, quantity, price, fee, time_ms),
+                "INSERT OR IGNORE INTO fills VALUES (?, ?, ?, ?, ?, ?, ?, 'signal')",
+                (fill_id, coid, intent.symbol, quantity, price, fee, time_ms),
             )
             if cur.rowcount == 0:
                 return False
-            filled = intent.filled + quantity
+            filled = intent.filled + abs(quantity)
             state = "filled" if filled >= intent.quantity * (1 - 1e-12) else "acked"
             if intent.state in ("rejected", "cancelled"):
                 state = intent.state  # a fill racing a cancel still counts, the state stays
@@ -208,6 +267,30 @@ class Journal:
                 (filled, state, time.time_ns(), coid),
             )
         return True
+
+    def complete(self, coid: str) -> None:
+        """The broker reports the order done although the fills add up to less than the
+        estimate (a broker that sizes at the fill, or a partial fill then expiry)."""
+        self._move(coid, OPEN_STATES, "filled")
+
+    def record_exit(
+        self,
+        fill_id: str,
+        symbol: str,
+        quantity: float,
+        price: float,
+        fee: float,
+        time_ms: int,
+        reason: str,
+    ) -> bool:
+        """A fill the broker made on its own (a stop, a take-profit, a kill-switch flatten of
+        the paper broker), kept once like any other."""
+        with self._tx() as db:
+            cur = db.execute(
+                "INSERT OR IGNORE INTO fills VALUES (?, NULL, ?, ?, ?, ?, ?, ?)",
+                (fill_id, symbol, quantity, price, fee, time_ms, reason),
+            )
+        return cur.rowcount == 1
 
     def _move(self, coid: str, allowed: tuple[str, ...], state: str, **fields: str) -> None:
         with self._tx() as db:
@@ -222,6 +305,16 @@ class Journal:
             )
 
     # -- what a restart reads ------------------------------------------------------------
+
+    def updated_ns(self, coid: str) -> int:
+        """When the intent last changed state (wall clock, ns): how long a sent order has
+        gone unanswered."""
+        row = self._db.execute(
+            "SELECT updated_ns FROM intents WHERE client_order_id = ?", (coid,)
+        ).fetchone()
+        if row is None:
+            raise JournalError(f"{coid}: no such order intent in the journal")
+        return int(row[0])
 
     def intent(self, coid: str) -> Intent:
         return _get(self._db, coid)
@@ -239,10 +332,60 @@ class Journal:
     def positions(self) -> dict[str, float]:
         """Signed units per symbol from the journalled fills."""
         rows = self._db.execute(
-            "SELECT i.symbol, SUM(CASE i.side WHEN 'buy' THEN f.quantity ELSE -f.quantity END) "
-            "FROM fills f JOIN intents i USING (client_order_id) GROUP BY i.symbol"
+            "SELECT symbol, SUM(quantity) FROM fills GROUP BY symbol"
         ).fetchall()
         return {symbol: float(units) for symbol, units in rows}
+
+    def fills(self) -> list[tuple[str | None, str, float, float, float, int, str]]:
+        """Every fill in the order it was recorded: client order id (None for the broker's
+        own exits), symbol, signed quantity, price, fee, time, reason."""
+        return self._db.execute(
+            "SELECT client_order_id, symbol, quantity, price, fee, time_ms, reason FROM fills "
+            "ORDER BY rowid"
+        ).fetchall()
+
+    def rows(self, after_ms: int | None = None) -> Iterator[tuple[int, list[Bar]]]:
+        """Accepted bars grouped by bar time, oldest first: what a restart replays."""
+        rows = self._db.execute(
+            "SELECT symbol, open_ms, open, high, low, close, volume FROM bars WHERE accepted = 1 "
+            "AND open_ms > ? ORDER BY open_ms, symbol",
+            (-1 if after_ms is None else after_ms,),
+        ).fetchall()
+        group: list[Bar] = []
+        for r in rows:
+            bar = Bar(*r)
+            if group and group[0].open_ms != bar.open_ms:
+                yield group[0].open_ms, group
+                group = []
+            group.append(bar)
+        if group:
+            yield group[0].open_ms, group
+
+    def intents_at(self, open_ms: int) -> list[Intent]:
+        rows = self._db.execute(
+            f"SELECT {_COLUMNS} FROM intents WHERE open_ms = ? ORDER BY symbol, leg", (open_ms,)
+        ).fetchall()
+        return [Intent(*r) for r in rows]
+
+    def decisions_at(self, open_ms: int) -> dict[str, float]:
+        """The targets decided on the bars of one time (a NaN decision comes back NaN)."""
+        rows = self._db.execute(
+            "SELECT symbol, target FROM decisions WHERE open_ms = ?", (open_ms,)
+        ).fetchall()
+        return {s: float("nan") if t is None else float(t) for s, t in rows}
+
+    def last_targets(self) -> dict[str, float]:
+        """The newest decided target of each symbol (NaN decisions excluded)."""
+        rows = self._db.execute(
+            "SELECT d.symbol, d.target FROM decisions d JOIN (SELECT symbol, MAX(open_ms) AS m "
+            "FROM decisions WHERE target IS NOT NULL AND target = target GROUP BY symbol) x "
+            "ON d.symbol = x.symbol AND d.open_ms = x.m"
+        ).fetchall()
+        return {symbol: float(t) for symbol, t in rows}
+
+    def last_row(self) -> int | None:
+        row = self._db.execute("SELECT MAX(open_ms) FROM bars").fetchone()
+        return None if row[0] is None else int(row[0])
 
     def last_bar(self, symbol: str) -> int | None:
         row = self._db.execute(
@@ -256,6 +399,10 @@ class Journal:
         with self._tx() as db:
             db.execute("INSERT OR REPLACE INTO flags VALUES (?, ?)", (key, value))
 
+    def clear_flag(self, key: str) -> None:
+        with self._tx() as db:
+            db.execute("DELETE FROM flags WHERE key = ?", (key,))
+
     def flag(self, key: str) -> str | None:
         row = self._db.execute("SELECT value FROM flags WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
@@ -263,7 +410,7 @@ class Journal:
 
 _COLUMNS = (
     "client_order_id, strategy, symbol, open_ms, leg, side, quantity, state, broker_order_id, "
-    "filled"
+    "filled, target"
 )
 
 

@@ -1,4 +1,5 @@
-"""The replay exchange: serve stored bars as Binance (REST + WebSocket) and Alpaca would.
+"""The replay exchange: serve stored bars as Binance (REST + WebSocket) and Alpaca would, and
+fill their market orders against a ledger (``ReplayExchange.ledger``).
 
 ``ReplayExchange`` runs in a background thread (tests, notebooks); ``serve`` blocks (the CLI).
 """

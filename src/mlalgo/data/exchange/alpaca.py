@@ -48,6 +48,20 @@ def decode_token(token: str) -> tuple[str, int]:
         raise AlpacaError(400, "invalid page_token") from None
 
 
+def authorize(request: web.Request, key: tuple[str, str] | None) -> None:
+    """Check the key-pair headers (trading and data APIs alike); no key configured, no check."""
+    if key is None:
+        return
+    key_id = request.headers.get("APCA-API-KEY-ID")
+    secret = request.headers.get("APCA-API-SECRET-KEY")
+    if not key_id or not secret:
+        raise AlpacaError(401, "unauthorized.")
+    ok_id = hmac.compare_digest(key_id.encode(), key[0].encode())
+    ok_secret = hmac.compare_digest(secret.encode(), key[1].encode())
+    if not (ok_id and ok_secret):
+        raise AlpacaError(403, "forbidden.")
+
+
 class AlpacaBars:
     """The two bars routes, with optional key-pair authentication."""
 
@@ -85,16 +99,7 @@ class AlpacaBars:
         return web.json_response({"bars": bars, "next_page_token": token}, dumps=dumps)
 
     def _authorize(self, request: web.Request) -> None:
-        if self._key is None:
-            return
-        key_id = request.headers.get("APCA-API-KEY-ID")
-        secret = request.headers.get("APCA-API-SECRET-KEY")
-        if not key_id or not secret:
-            raise AlpacaError(401, "unauthorized.")
-        ok_id = hmac.compare_digest(key_id.encode(), self._key[0].encode())
-        ok_secret = hmac.compare_digest(secret.encode(), self._key[1].encode())
-        if not (ok_id and ok_secret):
-            raise AlpacaError(403, "forbidden.")
+        authorize(request, self._key)
 
     def _page(
         self, request: web.Request, symbols: list[str]

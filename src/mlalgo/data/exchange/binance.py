@@ -19,7 +19,9 @@ from aiohttp import web
 from mlalgo.data.exchange.clock import Book, trades
 
 API = "/api/v3"
-WEIGHTS = {f"{API}/klines": 2, f"{API}/uiKlines": 2, f"{API}/exchangeInfo": 20}
+WEIGHTS = {f"{API}/klines": 2, f"{API}/uiKlines": 2, f"{API}/exchangeInfo": 20,
+           f"{API}/order": 4, f"{API}/openOrders": 6, f"{API}/account": 20,
+           f"{API}/myTrades": 20}  # fmt: skip
 QUOTES = ("USDT", "BUSD", "USDC", "BTC", "ETH", "EUR", "USD")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 

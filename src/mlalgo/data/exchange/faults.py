@@ -9,9 +9,12 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, fields
 
-REST_KINDS: tuple[str, ...] = ("429", "5xx", "timeout", "truncate")
+REST_KINDS: tuple[str, ...] = ("429", "5xx", "timeout", "truncate", "lost")
 WS_KINDS: tuple[str, ...] = ("drop", "duplicate", "reorder")
 KINDS: tuple[str, ...] = REST_KINDS + WS_KINDS
+# What ``all=R`` and ``uniform`` set: every kind but "lost", which places orders the client
+# does not know about and drops connections, so it is asked for by name.
+BLANKET_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "lost")
 _SETTINGS: dict[str, type] = {"retry_after": int, "timeout_delay": float, "seed": int}
 VALID_NAMES: tuple[str, ...] = (*KINDS, "all", *_SETTINGS)
 
@@ -27,6 +30,9 @@ class FaultSpec:
     REST kinds are drawn once per request; WebSocket kinds once per final (``x=true``) kline.
     ``retry_after`` is the Retry-After of a 429 (whole seconds, as HTTP sends it);
     ``timeout_delay`` is how long a "timeout" stalls before it answers correctly.
+    "5xx" answers before the request is processed; "lost" processes it (an order is placed)
+    and then answers a 5xx or drops the connection, so the client cannot know what happened.
+    ``rate_lost`` comes last so positional construction keeps its old meaning.
     """
 
     rate_429: float = 0
@@ -39,6 +45,7 @@ class FaultSpec:
     retry_after: int = 1
     timeout_delay: float = 5.0
     seed: int = 0
+    rate_lost: float = 0
 
     def __post_init__(self) -> None:
         for kind in KINDS:
@@ -52,7 +59,7 @@ class FaultSpec:
     def parse(cls, text: str) -> FaultSpec:
         """Parse ``"429=0.05,5xx=0.05,drop=0.01,retry_after=0,seed=7"``; ``"none"``/``""`` = none.
 
-        ``all=R`` sets every rate to R (later items override it).
+        ``all=R`` sets every rate but ``lost`` to R (later items override it).
         """
         text = text.strip()
         if text.lower() in ("", "none"):
@@ -63,13 +70,13 @@ class FaultSpec:
                 values.update(_parse_item(item))
         rate_all = values.pop("all", None)
         if rate_all is not None:
-            values = {_field(k): rate_all for k in KINDS} | values
+            values = {_field(k): rate_all for k in BLANKET_KINDS} | values
         return cls(**values)
 
     @classmethod
     def uniform(cls, rate: float, **kw: float) -> FaultSpec:
-        """Every fault kind at ``rate``; ``kw`` sets the other fields."""
-        return cls(**({_field(k): rate for k in KINDS} | kw))
+        """Every fault kind but ``lost`` at ``rate``; ``kw`` sets the other fields."""
+        return cls(**({_field(k): rate for k in BLANKET_KINDS} | kw))
 
     def any(self) -> bool:
         return any(getattr(self, _field(k)) > 0 for k in KINDS)
@@ -81,10 +88,13 @@ class FaultSpec:
         """The first kind whose draw hits, or None.
 
         One number is drawn per kind every time, whatever the rates, so the sequence of draws (and
-        so a run) depends only on the seed and the number of requests.
+        so a run) depends only on the seed and the number of requests. "lost" is drawn only when
+        its rate is set, so a spec without it replays exactly as it did before "lost" existed.
         """
         hit = None
         for kind in kinds:
+            if kind not in BLANKET_KINDS and self.rate(kind) == 0:
+                continue
             u = rng.random()
             if hit is None and u < self.rate(kind):
                 hit = kind

@@ -22,10 +22,14 @@ from aiohttp import web
 
 from mlalgo.bars import COLUMNS, INDEX
 from mlalgo.data.exchange.alpaca import AlpacaBars
+from mlalgo.data.exchange.alpaca_trading import AlpacaTrading
 from mlalgo.data.exchange.binance import BinanceRest, dumps
+from mlalgo.data.exchange.binance_signing import SignedGate
 from mlalgo.data.exchange.binance_stream import BinanceStreams
+from mlalgo.data.exchange.binance_trading import BinanceTrading
 from mlalgo.data.exchange.clock import Book, infer_interval, make_clock
 from mlalgo.data.exchange.faults import KINDS, REST_KINDS, FaultSpec
+from mlalgo.data.exchange.ledger import Ledger
 from mlalgo.data.files import read_bar_file
 from mlalgo.data.intervals import interval_ms
 
@@ -34,12 +38,21 @@ HOST = "127.0.0.1"
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 NO_FAULTS = FaultSpec()
 STAT_NAMES = ("requests", *KINDS, "rate_limited", "banned", "ws_connections", "ws_messages")
+VENUES = ("binance", "alpaca")
 
 
 class ReplayExchange:
     """Serve ``bars`` over Binance REST/WebSocket and Alpaca REST from a background thread.
 
     Use it as a context manager: ``with ReplayExchange(bars) as ex: requests.get(ex.url + ...)``.
+
+    Each venue also trades, against its own :class:`Ledger` holding ``cash`` (USDT-like
+    ``binance_quote`` on Binance, USD on Alpaca): market orders fill at the replay price with
+    ``*_commission_bps`` of the notional charged in cash. ``binance_key``/``alpaca_key`` are
+    (key, secret) pairs the signed/trading routes require (None: any key, no signature check);
+    ``clock_skew_ms`` puts the Binance server clock that far ahead of the machine's, so a client
+    meets -1021; ``hold_orders`` leaves orders open until :meth:`release_orders`. ``faults`` may
+    be reassigned while serving (it is read on every request; draws keep the first seed).
     """
 
     def __init__(
@@ -56,6 +69,13 @@ class ReplayExchange:
         ping_interval: float = 20.0,
         max_connection_seconds: float = 86400.0,
         updates_per_bar: int = 3,
+        binance_key: tuple[str, str] | None = None,
+        binance_quote: str = "USDT",
+        cash: float = 100_000.0,
+        binance_commission_bps: float = 10.0,
+        alpaca_commission_bps: float = 0.0,
+        clock_skew_ms: int = 0,
+        hold_orders: bool = False,
     ) -> None:
         if list(bars.index.names) != list(INDEX) or any(c not in bars for c in COLUMNS):
             raise ValueError("bars must be indexed by (symbol, time) with columns "
@@ -76,6 +96,16 @@ class ReplayExchange:
             max_connection_seconds=max_connection_seconds, updates_per_bar=updates_per_bar,
         )  # fmt: skip
         self._alpaca = AlpacaBars(self._book, alpaca_key)
+        self._ledgers = {
+            "binance": Ledger(self._book, cash=cash, commission_bps=binance_commission_bps,
+                              shorting=False, unique_ids="open", hold=hold_orders),
+            "alpaca": Ledger(self._book, cash=cash, commission_bps=alpaca_commission_bps,
+                             shorting=True, unique_ids="all", hold=hold_orders),
+        }  # fmt: skip
+        gate = SignedGate(binance_key, replay_ms=self._book.now_ms, skew_ms=clock_skew_ms)
+        self._binance_trading = BinanceTrading(self._ledgers["binance"], gate,
+                                               quote=binance_quote)  # fmt: skip
+        self._alpaca_trading = AlpacaTrading(self._ledgers["alpaca"], alpaca_key)
         self._stopping: asyncio.Event | None = None
         self._runner: web.AppRunner | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -109,6 +139,33 @@ class ReplayExchange:
             raise KeyError(f"{symbol!r} is not served; symbols: {sorted(self._book.tapes)}")
         n = self._book.closed(symbol, self._book.now_ms())
         return self.bars.xs(symbol, level="symbol").iloc[:n]
+
+    # -- trading -------------------------------------------------------------------------
+
+    def ledger(self, venue: str) -> Ledger:
+        """The books of ``venue`` ("binance" or "alpaca"), exact (Decimal) amounts."""
+        if venue not in self._ledgers:
+            raise KeyError(f"unknown venue {venue!r}; venues: {', '.join(VENUES)}")
+        return self._ledgers[venue]
+
+    def client_order_ids(self, venue: str) -> list[str]:
+        """Every client order id that reached ``venue``'s matching engine, in arrival order,
+        duplicates and rejected orders included (requests refused at authentication are not)."""
+        with self.ledger(venue).lock:
+            return list(self.ledger(venue).received)
+
+    def positions(self, venue: str) -> dict[str, float]:
+        """Signed units held by symbol, zero positions left out."""
+        with self.ledger(venue).lock:
+            return {s: float(q) for s, q in self.ledger(venue).positions.items() if q != 0}
+
+    def cash(self, venue: str) -> float:
+        return float(self.ledger(venue).cash)
+
+    def release_orders(self, venue: str | None = None) -> int:
+        """Fill the orders held open (``hold_orders=True``) at the current price; how many."""
+        venues = VENUES if venue is None else (venue,)
+        return sum(len(self.ledger(v).release()) for v in venues)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -149,6 +206,7 @@ class ReplayExchange:
         middlewares = [self._count, self._rest.middleware(), self._fault_middleware()]
         app = web.Application(middlewares=middlewares)
         app.add_routes(self._rest.routes() + self._streams.routes() + self._alpaca.routes())
+        app.add_routes(self._binance_trading.routes() + self._alpaca_trading.routes())
         app.on_shutdown.append(self._on_shutdown)
         self._runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=2.0)
         await self._runner.setup()
@@ -205,6 +263,9 @@ class ReplayExchange:
                 return self._too_many(request)
             if fault == "5xx":
                 return self._server_error(request)
+            if fault == "lost":
+                await handler(request)
+                return self._lost(request)
             if fault == "timeout":
                 await self._stall()
                 return await handler(request)
@@ -229,6 +290,12 @@ class ReplayExchange:
             return web.json_response({"message": "internal server error"}, status=status)
         body = {"code": -1001, "msg": "Internal error; unable to process your request."}
         return web.json_response(body, status=status, dumps=dumps)
+
+    def _lost(self, request: web.Request) -> web.StreamResponse:
+        """After processing: drop the connection half the time, else a 5xx."""
+        if self._rng.random() < 0.5 and request.transport is not None:
+            request.transport.abort()  # aiohttp then drops the response it cannot write
+        return self._server_error(request)
 
     async def _stall(self) -> None:
         """Wait ``timeout_delay`` (cut short when the server stops)."""

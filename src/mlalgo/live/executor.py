@@ -1,0 +1,619 @@
+"""The live loop: closed bars in, orders out, each step journalled before it acts.
+
+Feed -> :mod:`edge <mlalgo.live.edge>` validation -> rows (every symbol's bar of one bar time)
+-> :class:`~mlalgo.live.signal.LiveSignal` (online features, the compiled model, the
+backtest's ``decide``) -> risk gate -> order intents for ``target - current``, journalled in
+the row's transaction -> broker. The paper broker is the backtest's core stepped one row at a
+time, so a replay through it equals the backtest.
+
+On start the executor rebuilds itself from the journal: features from history and the
+journalled bars, the paper account by replaying the journalled rows, and every unfinished
+intent is settled with the broker: an order the broker has is followed, never resent; one it
+never received is sent; one only intended is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlalgo.bundle import Bundle
+from mlalgo.data.bar import Bar
+from mlalgo.live.broker import (
+    CANCELLED,
+    EXPIRED,
+    FILLED,
+    REJECTED,
+    Broker,
+    OrderRejected,
+    OrderState,
+    StatusUnknown,
+)
+from mlalgo.live.broker import Order as BrokerOrder
+from mlalgo.live.config import LiveConfig
+from mlalgo.live.edge import ACCEPT, DUPLICATE, Edge
+from mlalgo.live.events import emit, write_status
+from mlalgo.live.journal import Decision, Intent, Journal, Leg
+from mlalgo.live.risk import (
+    DAY_START_FLAG,
+    HALT_DAY_FLAG,
+    KILL_FLAG,
+    PEAK_FLAG,
+    OrderRate,
+    TradingHours,
+    breach,
+    cap_units,
+    desired_units,
+    guards_limits,
+)
+from mlalgo.live.signal import LiveSignal
+
+DAY_MS = 86_400_000
+FLATTEN_LEG = 8  # flatten orders of a row start here, clear of the decision's own legs
+
+
+def _tag(bundle: Bundle) -> str:
+    return f"{bundle.manifest.get('name', 'model')}/{bundle.version}"
+
+
+@dataclass
+class Stats:
+    bars: int = 0
+    rows: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    late: int = 0
+    backfilled: int = 0
+    orders_sent: int = 0
+    orders_unknown: int = 0
+    orders_rejected: int = 0
+    fills: int = 0
+    reloads: int = 0
+    latency_ns: deque[int] = field(default_factory=lambda: deque(maxlen=10_000))
+
+
+class Executor:
+    """One strategy, one account. ``run()`` until the feed ends or :meth:`stop` is called."""
+
+    def __init__(
+        self,
+        cfg: LiveConfig,
+        bundle: Bundle,
+        feed: Any,
+        broker: Broker,
+        journal: Journal,
+        *,
+        strategy: str,
+        symbols: list[str],
+        wall: Callable[[], float] = time.time,
+        reload: Callable[[], Bundle | None] | None = None,
+    ) -> None:
+        self.cfg, self.bundle, self.feed, self.broker = cfg, bundle, feed, broker
+        self.journal, self.strategy, self.symbols = journal, strategy, list(symbols)
+        self._wall = wall
+        self._reload = reload
+        self.interval_ms = int(feed.interval_ms)
+        self.signal = LiveSignal(bundle)
+        self.edge = Edge(self.symbols, self.interval_ms)
+        self.stats = Stats()
+        self.rate = OrderRate(cfg.guards.max_orders_per_minute)
+        self.hours = TradingHours(cfg.guards.hours) if cfg.guards.hours is not None else None
+        risk = bundle.execution.risk
+        self.max_drawdown, self.max_daily_loss = guards_limits(
+            cfg.guards, risk.max_drawdown, risk.max_daily_loss
+        )
+        self._pending: dict[int, dict[str, Bar]] = {}  # rows waiting for their other symbols
+        self._pending_since: dict[int, float] = {}
+        self._rejected: dict[int, list[tuple[Bar, str]]] = {}
+        self._last_target: dict[str, float] = {}
+        self._last_close: dict[str, float] = {}
+        self._last_row = -1
+        self._last_bar_wall = time.monotonic()
+        self._stale = False
+        self._stopping = False
+        self._next_heartbeat = 0.0
+        self._next_reload = time.monotonic() + (cfg.reload_every or math.inf)
+        self._history: dict[str, deque[Bar]] = {
+            s: deque(maxlen=max(cfg.warmup_bars, 1)) for s in self.symbols
+        }
+        self._paper = bool(getattr(broker, "sizes_at_fill", False))
+
+    # -- start ----------------------------------------------------------------------------
+
+    def start(self, first_ms: int | None = None) -> None:
+        """Warm up and settle with the broker. ``first_ms``: the first bar time to trade
+        (bars before it warm the features), on a first start."""
+        t0 = time.perf_counter()
+        rows = list(self.journal.rows())
+        begin = rows[0][0] if rows else first_ms
+        for symbol in self.symbols:
+            if begin is None or self.cfg.warmup_bars == 0:
+                break
+            history = self.feed.history(symbol, begin, self.cfg.warmup_bars)
+            self.signal.warm_up(history)
+            self._history[symbol].extend(history)
+        for intent in self.journal.open_intents():
+            if intent.target is not None:
+                self._last_target[intent.symbol] = intent.target
+        for open_ms, bars in rows:  # the journalled session, replayed into the same state
+            for bar in bars:
+                self.signal.update(bar)
+                self._history[bar.symbol].append(bar)
+                self._last_close[bar.symbol] = bar.close
+                self.edge.accept(bar)
+            for intent in self.journal.intents_at(open_ms):
+                if intent.target is not None:
+                    self._last_target[intent.symbol] = intent.target
+            if self._paper:
+                self._replay_paper_row(open_ms, bars)
+            self._last_row = open_ms
+        self.reconcile()
+        emit(
+            "started",
+            strategy=self.strategy,
+            model=_tag(self.bundle),
+            symbols=self.symbols,
+            resumed_rows=len(rows),
+            killed=self.journal.flag(KILL_FLAG),
+            seconds=round(time.perf_counter() - t0, 4),
+        )
+
+    def _replay_paper_row(self, open_ms: int, bars: list[Bar]) -> None:
+        """Step the paper account through a journalled row with the decisions taken on it."""
+        targets = self.journal.decisions_at(open_ms)
+        self._paper_step(open_ms, {b.symbol: b for b in bars}, targets)
+
+    def _paper_step(self, open_ms: int, row: dict[str, Bar], targets: dict[str, float]) -> None:
+        fills = self.broker.on_row(open_ms, row, targets)  # type: ignore[attr-defined]
+        for fill in fills:
+            if self.journal.record_exit(
+                fill.fill_id,
+                fill.symbol,
+                fill.quantity,
+                fill.price,
+                fill.commission,
+                fill.time_ms,
+                fill.client_order_id,
+            ):
+                self.stats.fills += 1
+                emit(
+                    "fill",
+                    symbol=fill.symbol,
+                    quantity=fill.quantity,
+                    price=fill.price,
+                    commission=fill.commission,
+                    reason=fill.client_order_id,
+                )
+
+    def reconcile(self) -> None:
+        """Settle every unfinished intent with the broker, then compare positions."""
+        self.poll_orders()
+        self.flush()
+        self.check_positions()
+
+    def check_positions(self) -> dict[str, tuple[float, float]]:
+        """Journal against broker; a difference is logged (the broker's book is the truth)."""
+        mine = self.journal.positions()
+        theirs = self.broker.account().positions
+        diff = {}
+        for symbol in set(mine) | set(theirs):
+            a, b = mine.get(symbol, 0.0), theirs.get(symbol, 0.0)
+            if abs(a - b) > 1e-9 * max(1.0, abs(a), abs(b)):
+                diff[symbol] = (a, b)
+        if diff:
+            emit("position_mismatch", logging.WARNING, journal_vs_broker=diff)
+        return diff
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self._stopping = True
+
+    def run(self, *, poll_timeout: float = 0.5) -> None:
+        while not self._stopping:
+            bars = self.feed.poll(poll_timeout)
+            for bar in bars:
+                self.offer(bar)
+            self.process_ready(final=bool(getattr(self.feed, "exhausted", False)))
+            self.flush()
+            self.poll_orders()
+            self.check_kill()
+            self.check_stale()
+            self.maybe_reload()
+            self.heartbeat()
+            if getattr(self.feed, "exhausted", False) and not bars and not self._pending:
+                break
+        self.process_ready(final=True)
+        self.flush()
+        self.poll_orders()
+        self.heartbeat(force=True)
+        emit("stopped", strategy=self.strategy, rows=self.stats.rows)
+
+    def offer(self, bar: Bar) -> None:
+        """A bar from the feed, judged at the edge and queued into its row."""
+        verdict = self.edge.check(bar)
+        if verdict.action == DUPLICATE:
+            self.stats.duplicates += 1
+            return
+        if verdict.action != ACCEPT:
+            self._reject(bar, verdict.reason)
+            return
+        if bar.open_ms <= self._last_row:
+            self.stats.late += 1
+            self._reject(bar, "late: its bar time was already processed without it")
+            return
+        if verdict.gap is not None and hasattr(self.feed, "history"):
+            self._backfill(bar.symbol, *verdict.gap)
+        self.edge.accept(bar)
+        self._last_bar_wall = time.monotonic()
+        if self._stale:
+            self._stale = False
+            emit("data_resumed", symbol=bar.symbol, open_ms=bar.open_ms)
+        self._pending.setdefault(bar.open_ms, {})[bar.symbol] = bar
+        self._pending_since.setdefault(bar.open_ms, time.monotonic())
+
+    def _backfill(self, symbol: str, start: int, end: int) -> None:
+        count = (end - start) // self.interval_ms
+        for bar in self.feed.history(symbol, end, count):
+            if bar.open_ms >= start and self.edge.check(bar).action == ACCEPT:
+                if bar.open_ms <= self._last_row:
+                    continue
+                self.stats.backfilled += 1
+                self.edge.accept(bar)
+                self._pending.setdefault(bar.open_ms, {})[bar.symbol] = bar
+                self._pending_since.setdefault(bar.open_ms, time.monotonic())
+
+    def _reject(self, bar: Bar, reason: str) -> None:
+        self.stats.rejected += 1
+        emit("bar_rejected", logging.WARNING, symbol=bar.symbol, open_ms=bar.open_ms, reason=reason)
+        if not self.journal.processed(bar.symbol, bar.open_ms):
+            self.journal.reject_bar(bar, reason)
+
+    def process_ready(self, *, final: bool = False) -> None:
+        """Rows in time order: one is ready when every symbol has its bar, when a later row
+        exists and the wait is over, or at the end of the feed."""
+        now = time.monotonic()
+        for open_ms in sorted(self._pending):
+            row = self._pending[open_ms]
+            complete = len(row) == len(self.symbols)
+            waited = now - self._pending_since[open_ms] >= self.cfg.row_wait
+            if not (complete or final or waited):
+                break
+            del self._pending[open_ms]
+            del self._pending_since[open_ms]
+            self.process_row(open_ms, row)
+
+    # -- one row ------------------------------------------------------------------------------
+
+    def process_row(self, open_ms: int, row: dict[str, Bar]) -> list[Intent]:
+        t0 = time.perf_counter_ns()
+        decisions, legs = self.decide_row(open_ms, row)
+        self.stats.latency_ns.append(time.perf_counter_ns() - t0)
+        intents = self.journal.record_row(
+            decisions,
+            strategy=self.strategy,
+            bundle=_tag(self.bundle),
+            orders=legs,
+            row_ms=open_ms,
+        )
+        self._last_row = open_ms
+        self.stats.rows += 1
+        self.stats.bars += len(row)
+        for bar in row.values():
+            self._history[bar.symbol].append(bar)
+        if self._paper:
+            targets = {d.bar.symbol: d.target for d in decisions if d.target is not None}
+            self._paper_step(open_ms, row, targets)
+            if self.broker.killed and not self.journal.flag(KILL_FLAG):  # type: ignore[attr-defined]
+                self._trip("max_drawdown", open_ms)
+        else:
+            self.flush()
+            self.poll_orders()
+            self._account_limits(open_ms)
+        return intents
+
+    def decide_row(self, open_ms: int, row: dict[str, Bar]) -> tuple[list[Decision], list[Leg]]:
+        """Features, model, decide and the risk gate for one row: the latency that matters."""
+        decisions = []
+        legs = []
+        killed = self.journal.flag(KILL_FLAG) is not None
+        halted = self.journal.flag(HALT_DAY_FLAG) == str(open_ms // DAY_MS)
+        equity = None
+        for symbol in self.symbols:
+            bar = row.get(symbol)
+            if bar is None:
+                continue
+            sig = self.signal.update(bar)
+            self._last_close[symbol] = bar.close
+            target = sig.weight
+            if killed or halted:
+                target = 0.0  # every decision is "flat" until a person resets the switch
+            elif target < 0.0 and not self.broker.shorting:
+                target = 0.0
+            decisions.append(Decision(bar, sig.p_up, target))
+            if self._paper or math.isnan(target):
+                continue  # the paper broker takes the decisions themselves
+            if target == self._last_target.get(symbol, 0.0):
+                continue
+            if equity is None:
+                equity = self._equity()
+            leg = self._leg(symbol, target, bar.close, equity)
+            self._last_target[symbol] = target
+            if leg is not None:
+                legs.append(leg)
+        return decisions, legs
+
+    def _leg(self, symbol: str, target: float, price: float, equity: float) -> Leg | None:
+        ex = self.bundle.execution
+        current = self._positions().get(symbol, 0.0)
+        units = desired_units(
+            target,
+            equity,
+            price,
+            sizing=ex.sizing,
+            unit_size=ex.unit_size,
+            commission_rate=ex.costs.commission_bps / 1e4,
+            current=current,
+        )
+        units, capped = cap_units(
+            units,
+            price,
+            equity,
+            max_position=ex.risk.max_position,
+            max_units=self.cfg.guards.max_units,
+            max_notional=self.cfg.guards.max_notional,
+            whole=ex.sizing == "whole",
+        )
+        if capped:
+            emit("position_capped", symbol=symbol, cap=capped, units=units)
+        qty = units - current
+        if qty == 0.0:
+            return None
+        return Leg(symbol, "buy" if qty >= 0 else "sell", abs(qty), target)
+
+    # -- orders -------------------------------------------------------------------------------
+
+    def _order(self, intent: Intent) -> BrokerOrder:
+        sign = 1.0 if intent.side == "buy" else -1.0
+        target = math.nan if intent.target is None else intent.target
+        return BrokerOrder(intent.client_order_id, intent.symbol, sign * intent.quantity, target)
+
+    def flush(self) -> None:
+        """Send what is intended, if the guards allow it now; the rest waits in the journal."""
+        if self._stale and self.cfg.guards.on_stale == "halt":
+            return
+        if self.hours is not None and not self.hours.open_at(self._wall()):
+            return
+        for intent in self.journal.open_intents():
+            if intent.state != "intended":
+                continue
+            if not self.rate.allow():
+                emit("order_rate_limited", logging.WARNING, coid=intent.client_order_id)
+                return
+            self._send(intent)
+
+    def _send(self, intent: Intent, *, resend: bool = False) -> None:
+        coid = intent.client_order_id
+        if intent.quantity == 0.0:
+            self.journal.complete(coid)
+            return
+        if not resend:
+            self.journal.mark_sent(coid)  # before the request leaves
+        self.rate.record()
+        try:
+            state = self.broker.submit(self._order(intent))
+        except OrderRejected as exc:
+            self.stats.orders_rejected += 1
+            self.journal.mark_rejected(coid, exc.message)
+            emit("order_rejected", logging.WARNING, coid=coid, message=exc.message)
+            return
+        except StatusUnknown as exc:
+            self.stats.orders_unknown += 1
+            emit("order_status_unknown", logging.WARNING, coid=coid, message=exc.message)
+            return  # stays "sent": poll_orders asks the broker before anything is resent
+        self.stats.orders_sent += 1
+        emit(
+            "order_sent",
+            coid=coid,
+            symbol=intent.symbol,
+            side=intent.side,
+            quantity=intent.quantity,
+            target=intent.target,
+        )
+        self._apply(self.journal.intent(coid), state)
+
+    def _apply(self, intent: Intent, state: OrderState) -> None:
+        coid = intent.client_order_id
+        if intent.state in ("intended", "sent"):
+            self.journal.mark_acked(coid, state.broker_order_id)
+        for fill in state.fills:
+            if self.journal.record_fill(
+                coid, fill.fill_id, fill.quantity, fill.price, fill.commission, fill.time_ms
+            ):
+                self.stats.fills += 1
+                emit(
+                    "fill",
+                    coid=coid,
+                    symbol=fill.symbol,
+                    quantity=fill.quantity,
+                    price=fill.price,
+                    commission=fill.commission,
+                )
+        now = self.journal.intent(coid)
+        if now.state not in ("intended", "sent", "acked"):
+            return
+        if state.status == FILLED:
+            self.journal.complete(coid)
+        elif state.status in (CANCELLED, EXPIRED):
+            self.journal.mark_cancelled(coid, state.message or state.status)
+        elif state.status == REJECTED:
+            self.journal.mark_rejected(coid, state.message or "rejected")
+
+    def poll_orders(self) -> None:
+        """Follow working orders; ask about the ones whose answer was lost.
+
+        An intent in ``sent`` the broker does not know is sent again only once
+        ``unknown_wait`` seconds have passed since it went out: a request held up on the way
+        can still arrive, and a venue that frees a client order id once its order fills
+        would take the second copy as a new order."""
+        for intent in self.journal.open_intents():
+            if intent.state == "intended":
+                continue
+            try:
+                state = self.broker.order(intent.client_order_id, intent.symbol)
+            except StatusUnknown as exc:
+                emit(
+                    "order_query_failed",
+                    logging.WARNING,
+                    coid=intent.client_order_id,
+                    message=exc.message,
+                )
+                continue
+            if state is not None:
+                self._apply(intent, state)
+            elif intent.state == "sent":
+                age = (time.time_ns() - self.journal.updated_ns(intent.client_order_id)) / 1e9
+                if age >= self.cfg.unknown_wait:
+                    emit("resend_unknown", coid=intent.client_order_id, waited=round(age, 3))
+                    self._send(intent, resend=True)
+
+    # -- guards -------------------------------------------------------------------------------
+
+    def _positions(self) -> dict[str, float]:
+        return self.journal.positions()
+
+    def _equity(self) -> float:
+        account = self.broker.account()
+        value = account.cash
+        for symbol, units in account.positions.items():
+            value += units * self._last_close.get(symbol, 0.0)
+        return value
+
+    def _account_limits(self, open_ms: int) -> None:
+        if self.max_drawdown is None and self.max_daily_loss is None:
+            return
+        equity = self._equity()
+        peak = max(float(self.journal.flag(PEAK_FLAG) or equity), equity)
+        day = str(open_ms // DAY_MS)
+        start = self.journal.flag(DAY_START_FLAG)
+        if start is None or start.split(":")[0] != day:
+            self.journal.set_flag(DAY_START_FLAG, f"{day}:{equity!r}")
+            start = f"{day}:{equity!r}"
+        self.journal.set_flag(PEAK_FLAG, repr(peak))
+        which = breach(
+            equity,
+            peak,
+            float(start.split(":")[1]),
+            max_drawdown=self.max_drawdown,
+            max_daily_loss=self.max_daily_loss,
+        )
+        if which:
+            self._trip(which, open_ms, equity=equity)
+
+    def _trip(self, which: str, open_ms: int, **fields: Any) -> None:
+        if which == "max_daily_loss":
+            self.journal.set_flag(HALT_DAY_FLAG, str(open_ms // DAY_MS))
+        else:
+            self.journal.set_flag(KILL_FLAG, f"{which} at bar {open_ms}")
+        emit("account_limit", logging.ERROR, limit=which, open_ms=open_ms, **fields)
+        if not self._paper:
+            self.flatten(open_ms, which)
+
+    def flatten(self, open_ms: int, reason: str) -> list[Intent]:
+        """Orders that take every position to zero (a broker that sizes at the fill gets a
+        zero target)."""
+        legs = []
+        for symbol, units in self._positions().items():
+            if units != 0.0 or self._paper:
+                side = "sell" if units > 0 else "buy"
+                legs.append(Leg(symbol, side, abs(units), 0.0, leg=FLATTEN_LEG))
+                self._last_target[symbol] = 0.0
+        emit("flatten", logging.WARNING, reason=reason, orders=len(legs))
+        intents = self.journal.record_row(
+            [], strategy=self.strategy, bundle=_tag(self.bundle), orders=legs, row_ms=open_ms
+        )
+        self.flush()
+        return intents
+
+    def check_kill(self) -> None:
+        """The manual kill command writes the flag into the journal; act on it once."""
+        flag = self.journal.flag(KILL_FLAG)
+        if flag is None or self.journal.flag("kill_acted") == flag:
+            return
+        self.journal.set_flag("kill_acted", flag)
+        emit("kill_switch", logging.ERROR, reason=flag)
+        if not self._paper and any(u != 0.0 for u in self._positions().values()):
+            self.flatten(max(self._last_row, 0), "kill switch")
+
+    def check_stale(self) -> None:
+        limit = self.cfg.guards.stale_after * self.interval_ms / 1000.0
+        if self._stale or time.monotonic() - self._last_bar_wall < limit:
+            return
+        if getattr(self.feed, "exhausted", False):
+            return
+        self._stale = True
+        emit("stale_data", logging.ERROR, seconds=limit, action=self.cfg.guards.on_stale)
+        if self.cfg.guards.on_stale == "flatten" and not self._paper:
+            self.flatten(max(self._last_row, 0), "stale data")
+
+    # -- hot reload -----------------------------------------------------------------------
+
+    def maybe_reload(self) -> None:
+        if self._reload is None or time.monotonic() < self._next_reload:
+            return
+        self._next_reload = time.monotonic() + (self.cfg.reload_every or math.inf)
+        try:
+            bundle = self._reload()
+        except Exception as exc:  # a bad new version never stops a running executor
+            emit("reload_failed", logging.ERROR, error=str(exc))
+            return
+        if bundle is not None and _tag(bundle) != _tag(self.bundle):
+            self.swap(bundle)
+
+    def swap(self, bundle: Bundle) -> None:
+        """Between rows: the new model takes over; features carry on when the spec is the
+        same, else they are rebuilt from the bars held in memory. Positions are untouched."""
+        old = _tag(self.bundle)
+        if bundle.spec == self.bundle.spec:
+            self.signal.bundle = bundle
+        else:
+            signal = LiveSignal(bundle)
+            for symbol in self.symbols:
+                signal.warm_up(self._history[symbol])
+            self.signal = signal
+        self.bundle = bundle
+        self.stats.reloads += 1
+        emit("model_swapped", old=old, new=_tag(bundle))
+
+    # -- status ---------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        lat = sorted(self.stats.latency_ns)
+        return {
+            "strategy": self.strategy,
+            "model": _tag(self.bundle),
+            "symbols": self.symbols,
+            "last_row_ms": self._last_row,
+            "positions": self.journal.positions(),
+            "open_intents": len(self.journal.open_intents()),
+            "kill_switch": self.journal.flag(KILL_FLAG),
+            "halted_day": self.journal.flag(HALT_DAY_FLAG),
+            "stale": self._stale,
+            "stats": {k: v for k, v in vars(self.stats).items() if k != "latency_ns"},
+            "decide_us_p50": lat[len(lat) // 2] / 1e3 if lat else None,
+            "decide_us_p99": lat[int(len(lat) * 0.99)] / 1e3 if lat else None,
+        }
+
+    def heartbeat(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now < self._next_heartbeat:
+            return
+        self._next_heartbeat = now + self.cfg.heartbeat_every
+        status = self.status()
+        write_status(self.cfg.status_path(self.strategy), status)
+        emit("heartbeat", **{k: status[k] for k in ("last_row_ms", "positions", "open_intents")})
