@@ -19,6 +19,7 @@ from typing import Any
 
 from mlalgo.bundle import BundleError
 from mlalgo.config import ConfigError
+from mlalgo.live.broker import BrokerError
 from mlalgo.live.config import LiveConfig, load_live_config
 from mlalgo.live.events import json_logging, read_status
 from mlalgo.live.risk import KILL_FLAG
@@ -137,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         cfg = load_live_config(args.config, _updates(args))
         json_logging()
         Session(cfg, mlflow_config=args.mlflow_config).run()
-    except (ConfigError, BundleError, SecretsError) as exc:
+    except (ConfigError, BundleError, SecretsError, BrokerError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -131,12 +131,17 @@ class Executor:
         t0 = time.perf_counter()
         rows = list(self.journal.rows())
         begin = rows[0][0] if rows else first_ms
+        if begin is None:  # a first start on a live feed: warm up on what has closed by now
+            begin = int(self._wall() * 1000)
         for symbol in self.symbols:
-            if begin is None or self.cfg.warmup_bars == 0:
+            if self.cfg.warmup_bars == 0:
                 break
             history = self.feed.history(symbol, begin, self.cfg.warmup_bars)
             self.signal.warm_up(history)
             self._history[symbol].extend(history)
+            if history and not rows:  # the feed may hand the newest of them over again
+                self.edge.accept(history[-1])
+                self._last_row = max(self._last_row, history[-1].open_ms)
         for intent in self.journal.open_intents():
             if intent.target is not None:
                 self._last_target[intent.symbol] = intent.target
@@ -350,7 +355,7 @@ class Executor:
 
     def _leg(self, symbol: str, target: float, price: float, equity: float) -> Leg | None:
         ex = self.bundle.execution
-        current = self._positions().get(symbol, 0.0)
+        current = self.journal.expected_positions().get(symbol, 0.0)
         units = desired_units(
             target,
             equity,

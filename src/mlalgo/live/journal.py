@@ -336,6 +336,20 @@ class Journal:
         ).fetchall()
         return {symbol: float(units) for symbol, units in rows}
 
+    def expected_positions(self) -> dict[str, float]:
+        """Positions once every unfinished intent fills: what the next order is sized against,
+        so a decision taken while an earlier order is still out does not count it twice."""
+        out = self.positions()
+        marks = ", ".join("?" for _ in OPEN_STATES)
+        rows = self._db.execute(
+            "SELECT symbol, SUM(CASE side WHEN 'buy' THEN quantity - filled "
+            f"ELSE filled - quantity END) FROM intents WHERE state IN ({marks}) GROUP BY symbol",
+            OPEN_STATES,
+        ).fetchall()
+        for symbol, rest in rows:
+            out[symbol] = out.get(symbol, 0.0) + float(rest)
+        return out
+
     def fills(self) -> list[tuple[str | None, str, float, float, float, int, str]]:
         """Every fill in the order it was recorded: client order id (None for the broker's
         own exits), symbol, signed quantity, price, fee, time, reason."""

@@ -14,6 +14,7 @@ from typing import Any
 
 from mlalgo.bundle import Bundle
 from mlalgo.config import ConfigError
+from mlalgo.data.intervals import interval_ms
 from mlalgo.live.config import LiveConfig
 from mlalgo.live.executor import Executor
 from mlalgo.live.journal import Journal
@@ -35,7 +36,8 @@ def to_ms(value: str | None, key: str) -> int | None:
     return calendar.timegm(ts.timetuple()) * 1000 + ts.microsecond // 1000
 
 
-def make_feed(cfg: LiveConfig, symbols: list[str]) -> Any:
+def make_feed(cfg: LiveConfig, symbols: list[str], resume_ms: int | None = None) -> Any:
+    """The configured feed; ``resume_ms``: the first bar owed after the journal's last."""
     from mlalgo.live.feeds.factory import KINDS
     from mlalgo.live.feeds.factory import make_feed as factory
 
@@ -44,7 +46,7 @@ def make_feed(cfg: LiveConfig, symbols: list[str]) -> Any:
         "base_url": f.base_url,
         "ws_url": f.ws_url,
         "path": f.path or SAMPLE,
-        "start_ms": to_ms(f.start, "feed.start"),
+        "start_ms": resume_ms if resume_ms is not None else to_ms(f.start, "feed.start"),
         "end_ms": to_ms(f.end, "feed.end"),
         "pace": f.pace,
         "provider": f.provider,
@@ -104,7 +106,12 @@ class Session:
             )
         self.strategy = cfg.strategy or self.bundle.manifest.get("name") or "mlalgo"
         self.journal = Journal(cfg.journal_path(self.strategy), durable=cfg.durable)
-        self.feed = make_feed(cfg, self.symbols)
+        last = self.journal.last_row()
+        try:
+            interval = interval_ms(cfg.feed.interval)
+        except ValueError as exc:
+            raise ConfigError(f"feed.interval: {exc}") from None
+        self.feed = make_feed(cfg, self.symbols, None if last is None else last + interval)
         self.broker = make_broker(cfg, self.bundle, self.symbols)
         reload = None
         if is_registry_uri(model) and cfg.reload_every is not None:
