@@ -33,6 +33,14 @@ def kline_event(symbol: str, interval: str, t: int, step: int, bar: tuple[float,
     return {"e": "kline", "E": event_ms, "s": symbol, "k": k}
 
 
+def _corrupted(text: str) -> str:
+    """The same final kline with its high set below its low: valid JSON, an impossible bar."""
+    payload = json.loads(text)
+    k = (payload["data"] if "stream" in payload else payload)["k"]
+    k["h"] = num(float(k["l"]) * 0.5)
+    return dumps(payload)
+
+
 class _Cursor:
     """The next event of one stream: bar ``i``, update ``k`` of ``u`` (``k == u`` is the final)."""
 
@@ -243,6 +251,9 @@ class _Session:
             if transport is not None:
                 transport.abort()  # no close frame: the client sees the connection die
             return False
+        if fault in ("malformed", "corrupt"):
+            self.owner.stats[fault] += 1
+            text = text[: len(text) // 2] if fault == "malformed" else _corrupted(text)
         held = self.held.pop(name, None)
         if fault == "reorder" and held is None:
             self.owner.stats["reorder"] += 1

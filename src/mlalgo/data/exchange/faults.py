@@ -10,11 +10,13 @@ import random
 from dataclasses import dataclass, fields
 
 REST_KINDS: tuple[str, ...] = ("429", "5xx", "timeout", "truncate", "lost")
-WS_KINDS: tuple[str, ...] = ("drop", "duplicate", "reorder")
+WS_KINDS: tuple[str, ...] = ("drop", "duplicate", "reorder", "malformed", "corrupt")
 KINDS: tuple[str, ...] = REST_KINDS + WS_KINDS
-# What ``all=R`` and ``uniform`` set: every kind but "lost", which places orders the client
-# does not know about and drops connections, so it is asked for by name.
-BLANKET_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "lost")
+# Asked for by name only, never by ``all=R``/``uniform``: "lost" places orders the client does
+# not know about; "malformed" and "corrupt" replace a closed bar, which then reaches the client
+# only over REST.
+BY_NAME: tuple[str, ...] = ("lost", "malformed", "corrupt")
+BLANKET_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k not in BY_NAME)
 _SETTINGS: dict[str, type] = {"retry_after": int, "timeout_delay": float, "seed": int}
 VALID_NAMES: tuple[str, ...] = (*KINDS, "all", *_SETTINGS)
 
@@ -32,7 +34,9 @@ class FaultSpec:
     ``timeout_delay`` is how long a "timeout" stalls before it answers correctly.
     "5xx" answers before the request is processed; "lost" processes it (an order is placed)
     and then answers a 5xx or drops the connection, so the client cannot know what happened.
-    ``rate_lost`` comes last so positional construction keeps its old meaning.
+    On the WebSocket, "malformed" sends a cut-off frame instead of a final kline and
+    "corrupt" sends the final kline with broken values (its high below its low); either way the
+    true bar is then only on REST. The fields added last keep positional construction's meaning.
     """
 
     rate_429: float = 0
@@ -46,6 +50,8 @@ class FaultSpec:
     timeout_delay: float = 5.0
     seed: int = 0
     rate_lost: float = 0
+    rate_malformed: float = 0
+    rate_corrupt: float = 0
 
     def __post_init__(self) -> None:
         for kind in KINDS:
@@ -59,7 +65,7 @@ class FaultSpec:
     def parse(cls, text: str) -> FaultSpec:
         """Parse ``"429=0.05,5xx=0.05,drop=0.01,retry_after=0,seed=7"``; ``"none"``/``""`` = none.
 
-        ``all=R`` sets every rate but ``lost`` to R (later items override it).
+        ``all=R`` sets every rate but those of :data:`BY_NAME` to R (later items override it).
         """
         text = text.strip()
         if text.lower() in ("", "none"):
@@ -75,7 +81,7 @@ class FaultSpec:
 
     @classmethod
     def uniform(cls, rate: float, **kw: float) -> FaultSpec:
-        """Every fault kind but ``lost`` at ``rate``; ``kw`` sets the other fields."""
+        """Every fault kind but those of :data:`BY_NAME` at ``rate``; ``kw`` sets the others."""
         return cls(**({_field(k): rate for k in BLANKET_KINDS} | kw))
 
     def any(self) -> bool:
@@ -88,8 +94,8 @@ class FaultSpec:
         """The first kind whose draw hits, or None.
 
         One number is drawn per kind every time, whatever the rates, so the sequence of draws (and
-        so a run) depends only on the seed and the number of requests. "lost" is drawn only when
-        its rate is set, so a spec without it replays exactly as it did before "lost" existed.
+        so a run) depends only on the seed and the number of requests. A kind of :data:`BY_NAME`
+        is drawn only when its rate is set, so a spec without it replays exactly as before.
         """
         hit = None
         for kind in kinds:

@@ -52,7 +52,8 @@ class ReplayExchange:
     (key, secret) pairs the signed/trading routes require (None: any key, no signature check);
     ``clock_skew_ms`` puts the Binance server clock that far ahead of the machine's, so a client
     meets -1021; ``hold_orders`` leaves orders open until :meth:`release_orders`. ``faults`` may
-    be reassigned while serving (it is read on every request; draws keep the first seed).
+    be reassigned while serving, REST and WebSocket alike (it is read on every request and
+    final kline; draws keep the first seed).
     """
 
     def __init__(
@@ -115,6 +116,16 @@ class ReplayExchange:
     def from_file(cls, path: str | Path, **kw) -> ReplayExchange:
         """Serve every symbol of a bar file (CSV or Parquet, see :func:`read_bar_file`)."""
         return cls(read_bar_file(path), **kw)
+
+    @property
+    def faults(self) -> FaultSpec:
+        return self._faults
+
+    @faults.setter
+    def faults(self, spec: FaultSpec) -> None:
+        self._faults = spec
+        if hasattr(self, "_streams"):  # the WebSocket draws from the same spec
+            self._streams.faults = spec
 
     @property
     def url(self) -> str:
