@@ -10,7 +10,6 @@ errors or logs.
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import time
@@ -18,17 +17,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
+from mlalgo.data.errors import SourceError
+from mlalgo.data.transport import Response, Timeout, Transport, TransportError
 from mlalgo.secrets import Secret
 
 log = logging.getLogger(__name__)
 
 RETRY_STATUS = frozenset({418, 429, 500, 502, 503, 504})
-
-
-class SourceError(RuntimeError):
-    """A data source refused the request or stayed unavailable; names the source and the fix."""
 
 
 @dataclass(frozen=True)
@@ -64,38 +59,35 @@ class HttpClient:
         self.retry = retry or RetryPolicy()
         self._rng = random.Random(seed)
         self._sleep = sleep
-        self._session = requests.Session()
+        self._transport = Transport(self.base_url, timeout=self.retry.timeout)
         self.last_headers: Mapping[str, str] = {}
 
     def get_json(self, path: str, params: Mapping[str, Any] | None = None) -> Any:
         """The decoded JSON body of ``GET base_url + path``, after retries."""
-        url = f"{self.base_url}{path}"
         headers = {k: v.reveal() if isinstance(v, Secret) else v for k, v in self._headers.items()}
         last = "no attempt"
         for attempt in range(self.retry.max_retries + 1):
             retry_after = None
             try:
-                resp = self._session.get(
-                    url, params=params, headers=headers, timeout=self.retry.timeout
-                )
-            except requests.Timeout:
+                resp = self._transport.request("GET", path, params=params, headers=headers)
+            except Timeout:
                 last = f"timed out after {self.retry.timeout:g} s"
-            except requests.ConnectionError as exc:
-                last = f"connection failed ({type(exc).__name__})"
+            except TransportError as exc:
+                last = f"connection failed ({exc})"
             else:
                 self.last_headers = resp.headers
-                if resp.status_code in RETRY_STATUS:
+                if resp.status in RETRY_STATUS:
                     retry_after = _retry_after(resp)
-                    last = f"HTTP {resp.status_code}"
-                elif resp.status_code >= 400:
+                    last = f"HTTP {resp.status}"
+                elif resp.status >= 400:
                     raise SourceError(
-                        f"{self.name}: {path} answered HTTP {resp.status_code}: "
+                        f"{self.name}: {path} answered HTTP {resp.status}: "
                         f"{_provider_message(resp)}"
                     )
                 else:
                     try:
                         return resp.json()
-                    except (json.JSONDecodeError, requests.JSONDecodeError):
+                    except ValueError:  # json.JSONDecodeError, or a body that is not UTF-8
                         last = "an incomplete or invalid JSON body"
             if attempt < self.retry.max_retries:
                 wait = self.retry.delay(attempt, self._rng, retry_after)
@@ -107,10 +99,10 @@ class HttpClient:
         )
 
     def close(self) -> None:
-        self._session.close()
+        self._transport.close()
 
 
-def _retry_after(resp: requests.Response) -> float | None:
+def _retry_after(resp: Response) -> float | None:
     value = resp.headers.get("Retry-After")
     try:
         return float(value) if value is not None else None
@@ -118,7 +110,7 @@ def _retry_after(resp: requests.Response) -> float | None:
         return None
 
 
-def _provider_message(resp: requests.Response) -> str:
+def _provider_message(resp: Response) -> str:
     """Binance says ``{"code", "msg"}``, Alpaca ``{"message"}``; show whichever is there."""
     try:
         body = resp.json()

@@ -17,8 +17,6 @@ from datetime import datetime
 from decimal import ROUND_DOWN, Decimal
 from typing import Any
 
-import requests
-
 from mlalgo.live.broker import (
     CANCELLED,
     EXPIRED,
@@ -88,12 +86,11 @@ class AlpacaBroker:
         timeout: float = 10.0,
         retries: int = 3,
         max_retry_after: float = 60.0,
-        session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.time_in_force, self._creds = time_in_force, credentials
         self._http = JsonHttp(base_url, timeout=timeout, retries=retries,
-                              max_retry_after=max_retry_after, session=session,
+                              max_retry_after=max_retry_after,
                               sleep=sleep)  # fmt: skip
 
     # -- the Broker protocol ---------------------------------------------------------------

@@ -19,8 +19,6 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import urlencode
 
-import requests
-
 from mlalgo.live.broker import (
     CANCELLED,
     EXPIRED,
@@ -101,7 +99,6 @@ class BinanceBroker:
         timeout: float = 10.0,
         retries: int = 3,
         max_retry_after: float = 60.0,
-        session: requests.Session | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -111,7 +108,7 @@ class BinanceBroker:
         self.symbols, self.quote, self.recv_window = tuple(symbols), quote, recv_window
         self._creds, self._clock = credentials, clock
         self._http = JsonHttp(base_url, timeout=timeout, retries=retries,
-                              max_retry_after=max_retry_after, session=session,
+                              max_retry_after=max_retry_after,
                               sleep=sleep)  # fmt: skip
         self.offset_ms = 0
         self._steps: dict[str, tuple[Decimal, Decimal]] = {}

@@ -15,8 +15,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import requests
-
+from mlalgo.data.transport import Response, Transport, TransportError
 from mlalgo.live.broker import BrokerError
 
 log = logging.getLogger(__name__)
@@ -43,7 +42,7 @@ class Call:
     headers: Mapping[str, str] | None = None
 
 
-def retry_after(resp: requests.Response, default: float = 1.0) -> float:
+def retry_after(resp: Response, default: float = 1.0) -> float:
     """Seconds to wait from Retry-After (Binance, RFC 9110) or X-Ratelimit-Reset (Alpaca)."""
     raw = resp.headers.get("Retry-After")
     if raw is not None:
@@ -71,13 +70,12 @@ class JsonHttp:
         retries: int = 3,
         backoff: float = 0.5,
         max_retry_after: float = 60.0,
-        session: requests.Session | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout, self.retries, self.backoff = timeout, retries, backoff
         self.max_retry_after, self.sleep = max_retry_after, sleep
-        self.session = session or requests.Session()
+        self.transport = Transport(self.base_url, timeout=timeout)
 
     def call(self, method: str, build: Callable[[], Call], *, idempotent: bool) -> Reply:
         """Send ``build()``; retry (idempotent calls only) until an answer or out of retries."""
@@ -98,20 +96,20 @@ class JsonHttp:
         """(the reply, 0) or (what went wrong, how long to wait before trying again)."""
         pause = self.backoff
         try:
-            resp = self.session.request(
-                method, self.base_url + call.path, params=call.params, data=call.data,
-                json=call.json, headers=call.headers, timeout=self.timeout,
+            resp = self.transport.request(
+                method, call.path, params=call.params, data=call.data, json=call.json,
+                headers=call.headers,
             )  # fmt: skip
-        except requests.RequestException as exc:
+        except TransportError as exc:
             return f"{type(exc).__name__}: {exc}", pause
-        if resp.status_code in (418, 429):
+        if resp.status in (418, 429):
             wait = retry_after(resp)
-            return f"HTTP {resp.status_code} rate limited (Retry-After {wait:g} s)", wait
-        if resp.status_code >= 500:
-            return f"HTTP {resp.status_code}: {resp.text[:200]}", pause
+            return f"HTTP {resp.status} rate limited (Retry-After {wait:g} s)", wait
+        if resp.status >= 500:
+            return f"HTTP {resp.status}: {resp.text[:200]}", pause
         if not resp.content:
-            return Reply(resp.status_code, None), 0.0
+            return Reply(resp.status, None), 0.0
         try:
-            return Reply(resp.status_code, resp.json()), 0.0
+            return Reply(resp.status, resp.json()), 0.0
         except ValueError:
-            return f"HTTP {resp.status_code} with an unreadable body", pause
+            return f"HTTP {resp.status} with an unreadable body", pause

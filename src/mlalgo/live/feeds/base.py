@@ -14,7 +14,7 @@ from collections.abc import Callable
 from typing import Protocol, runtime_checkable
 
 from mlalgo.data.bar import Bar
-from mlalgo.data.http import SourceError
+from mlalgo.data.errors import SourceError
 
 log = logging.getLogger(__name__)
 
