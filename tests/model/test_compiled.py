@@ -1,4 +1,5 @@
-"""The compiled evaluator predicts the same doubles as ``lgb.Booster`` loaded from the same text.
+"""The compiled evaluator predicts the same doubles as ``lgb.Booster`` loaded from the same text,
+and so does the live per-bar evaluator (LightGBM's C library through ctypes, ``NativeModel``).
 
 Every comparison is exact (``assert_array_equal``): raw scores and probabilities, on real
 features with their warm-up NaN rows, on models that force each missing-value path, and on
@@ -26,6 +27,7 @@ from mlalgo.features.batch import compute
 from mlalgo.labels import make_labels
 from mlalgo.model.compiled import K_ZERO_THRESHOLD, CompiledModel
 from mlalgo.model.estimators import LightGBMSignalClassifier
+from mlalgo.model.native import NativeModel
 
 TRAIN_YAML = Path(__file__).resolve().parents[2] / "pipelines" / "train.yaml"
 BASE = {"verbosity": -1, "num_threads": 1, "deterministic": True, "seed": 7}
@@ -72,8 +74,8 @@ def model_text(trees: list[dict], objective: str = "regression") -> str:
 
 
 def assert_same(text: str, x: np.ndarray) -> CompiledModel:
-    """Compiled (both layouts, when the trees allow both) and LightGBM agree bit for bit on
-    ``x``: raw, transformed and row by row."""
+    """Compiled (both layouts, when the trees allow both), native and LightGBM agree bit for
+    bit on ``x``: raw, transformed and row by row."""
     booster = lgb.Booster(model_str=text)
     expected, raw = booster.predict(x), booster.predict(x, raw_score=True)
     model = CompiledModel.from_text(text)
@@ -84,6 +86,8 @@ def assert_same(text: str, x: np.ndarray) -> CompiledModel:
         np.testing.assert_array_equal(compiled.predict(x), expected)
         np.testing.assert_array_equal(compiled.predict_raw(x), raw)
         np.testing.assert_array_equal([compiled.predict_one(row) for row in x], expected)
+    native = NativeModel(text, model.feature_names)
+    np.testing.assert_array_equal([native.predict_one(row) for row in x], expected)
     return model
 
 

@@ -33,7 +33,7 @@ def resolve(
 ) -> Bundle:
     """The bundle a path or a ``models:/`` URI names, verified."""
     if not is_registry_uri(model):
-        return load_bundle(model)
+        return load_bundle(model, live=True)
     cmd = [sys.executable, "-m", "mlalgo.live.resolve", model, str(mlflow_config), str(cache)]
     env = os.environ | {"MLFLOW_DISABLE_TELEMETRY": "true"}
     try:
@@ -44,7 +44,7 @@ def resolve(
         message = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else "failed"
         raise BundleError(f"{model}: {message.removeprefix('error: ')}")
     path = json.loads(done.stdout.strip().splitlines()[-1])["path"]
-    return load_bundle(path)
+    return load_bundle(path, live=True)
 
 
 def _main(model: str, mlflow_config: str, cache: str) -> int:

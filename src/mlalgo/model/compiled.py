@@ -40,6 +40,8 @@ from typing import NamedTuple
 import numpy as np
 from numba import njit
 
+from mlalgo.model.lgbm_text import header_names, split_model
+
 __all__ = ["K_ZERO_THRESHOLD", "CompiledModel"]
 
 K_ZERO_THRESHOLD = float(np.float32(1e-35))
@@ -100,8 +102,8 @@ class CompiledModel:
         ``layout`` is ``"bitmask"`` (trees of up to 64 leaves; the default when it applies)
         or ``"walk"``; both give the same results, which the tests check.
         """
-        header, blocks = _split_model(text)
-        names = _header_names(header)
+        header, blocks = split_model(text)
+        names = header_names(header)
         transform, sigmoid = _objective(header["objective"])
         trees = [_parse_tree(t, block, len(names)) for t, block in enumerate(blocks)]
         fits = all(len(tree.leaf_values) <= MAX_MASK_LEAVES for tree in trees)
@@ -276,50 +278,6 @@ _WALK = (_walk_one, _walk_rows)
 
 
 # ------------------------------------------------------------------ the text format
-
-
-def _split_model(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
-    """``(header, trees)`` as ``key=value`` maps; header flags (no ``=``) map to ``""``."""
-    header: dict[str, str] = {}
-    trees: list[dict[str, str]] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if line == "end of trees":
-            return header, trees
-        if line.startswith("Tree="):
-            if line != f"Tree={len(trees)}":
-                raise ValueError(f"model text: expected 'Tree={len(trees)}', found {line!r}")
-            trees.append({})
-        elif line:
-            key, _, value = line.partition("=")
-            (trees[-1] if trees else header)[key] = value
-    raise ValueError(
-        "model text: no 'end of trees' line; pass the whole output of Booster.model_to_string()"
-    )
-
-
-def _header_names(header: dict[str, str]) -> tuple[str, ...]:
-    missing = [
-        k
-        for k in ("num_class", "num_tree_per_iteration", "max_feature_idx", "objective")
-        if k not in header
-    ]
-    if missing:
-        raise ValueError(f"model text: header lacks {', '.join(missing)}; not a LightGBM model")
-    if header["num_class"] != "1" or header["num_tree_per_iteration"] != "1":
-        raise ValueError(
-            f"model text: num_class={header['num_class']}, num_tree_per_iteration="
-            f"{header['num_tree_per_iteration']}; only single-output models are supported"
-        )
-    if "average_output" in header:
-        raise ValueError("model text: random-forest models (average_output) are not supported")
-    names = tuple(header.get("feature_names", "").split())
-    if len(names) != int(header["max_feature_idx"]) + 1:
-        raise ValueError(
-            f"model text: {len(names)} feature_names for max_feature_idx="
-            f"{header['max_feature_idx']}"
-        )
-    return names
 
 
 def _objective(objective: str) -> tuple[int, float]:
