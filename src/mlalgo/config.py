@@ -16,7 +16,6 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -43,7 +42,7 @@ class ConfigError(ValueError):
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
 
 class FetchConfig(_Frozen):
@@ -234,7 +233,7 @@ class Stages(_Frozen):
     register_: RegisterConfig = Field(RegisterConfig(), alias="register")
     promote: PromoteConfig = PromoteConfig()
 
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True, defer_build=True)
 
     @model_validator(mode="after")
     def _promote_needs_a_registered_holdout(self) -> Stages:
@@ -368,6 +367,8 @@ class MlflowConfig(_Frozen):
 
 def load_pipeline(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> PipelineConfig:
     """Load a pipeline YAML, apply ``key.path=value`` overrides, and validate it."""
+    import yaml
+
     path = Path(path)
     raw = _read_yaml(path)
     set_paths = []
@@ -419,6 +420,8 @@ def load_mlflow_config(path: str | Path = "mlflow.yaml") -> MlflowConfig:
 
 
 def _read_yaml(path: Path) -> dict[str, Any]:
+    import yaml  # here, not at the top: the live executor started from flags reads no file
+
     try:
         text = path.read_text()
     except FileNotFoundError:

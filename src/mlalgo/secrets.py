@@ -17,8 +17,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 MASK = "****"
 
 _known: set[str] = set()
@@ -116,6 +114,8 @@ def _from_file(provider: str, path: Path) -> Credentials:
             f"{path}: permissions {stat.filemode(mode)} let others read your API keys; "
             f"run `chmod 600 {path}`"
         )
+    import yaml  # here, not at the top: the live process reads a credentials file at most once
+
     try:
         data = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError:

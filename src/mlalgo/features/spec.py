@@ -26,7 +26,7 @@ Column = Literal["open", "high", "low", "close", "volume"]
 
 
 class _Feature(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     input: Column = "close"
 
@@ -280,7 +280,7 @@ _SPEC_ADAPTER: TypeAdapter[tuple[FeatureDef, ...]] = TypeAdapter(tuple[FeatureDe
 class FeatureSpec(BaseModel):
     """An ordered, named, hashable list of feature definitions."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     features: tuple[FeatureDef, ...]
 

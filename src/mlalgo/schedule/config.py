@@ -27,7 +27,7 @@ class ScheduleConfig(BaseModel):
     0
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, defer_build=True)
 
     cron: str | None = None  # five fields (or @daily, ...), evaluated in `timezone`
     timezone: str = "UTC"  # IANA name; DST is applied by croniter

@@ -5,6 +5,10 @@ time zone by croniter, which also moves a fire that lands in a spring-forward ga
 rule added here is cron's own for the fall-back hour: a job at a fixed hour runs once, not at
 both instants that show the same wall time; a job whose hour field is ``*`` keeps running by
 elapsed time through the repeated hour.
+
+croniter (and the dateutil it pulls in) is imported where a cron expression is evaluated, not
+with this module: every process that reads a pipeline config imports the schedule section's
+model, the live executor included, and most never evaluate a schedule.
 """
 
 from __future__ import annotations
@@ -16,8 +20,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from itertools import islice
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
-
-from croniter import CroniterBadDateError, CroniterError, croniter
 
 SHORTHANDS = {
     "@yearly": "0 0 1 1 *",
@@ -64,6 +66,8 @@ def cron_problem(expr: str) -> str | None:
             f"{expr!r} is not a valid cron expression (expected 5 fields: minute hour "
             f"day-of-month month day-of-week, got {len(fields)})"
         )
+    from croniter import CroniterBadDateError, CroniterError, croniter
+
     try:
         croniter(text)
     except CroniterError as exc:
@@ -99,6 +103,8 @@ def latest_fire(expr: str, tz: tzinfo, after: datetime, now: datetime) -> Fire |
     missed fire. The walk starts a day before croniter's previous fire rather than at ``after``,
     so a long gap costs nothing, and it walks forward so it agrees with :func:`next_fire`.
     """
+    from croniter import croniter
+
     first = next_fire(expr, tz, after)
     if first > now:
         return None
@@ -115,6 +121,8 @@ def latest_fire(expr: str, tz: tzinfo, after: datetime, now: datetime) -> Fire |
 
 
 def _fires(expr: str, tz: tzinfo, after: datetime) -> Iterator[datetime]:
+    from croniter import croniter
+
     text = _text(expr)
     fixed_hour = not text.split()[1].startswith("*")
     it = croniter(text, _utc(after).astimezone(tz))
@@ -153,6 +161,8 @@ def _text(expr: str) -> str:
 
 def _field_problem(fields: list[str]) -> str | None:
     """Name the field croniter rejected, and the number out of range when there is one."""
+    from croniter import croniter
+
     for i, (name, low, high) in enumerate(_FIELDS):
         probe = ["*"] * 5
         probe[i] = fields[i]

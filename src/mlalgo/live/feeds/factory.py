@@ -12,9 +12,6 @@ from typing import Any
 
 from mlalgo.data.intervals import interval_ms
 from mlalgo.live.feeds.base import Feed
-from mlalgo.live.feeds.binance_ws import BinanceWsFeed
-from mlalgo.live.feeds.replay import ReplayFeed
-from mlalgo.live.feeds.rest_poll import RestPollFeed
 from mlalgo.secrets import Credentials
 
 KINDS: dict[str, frozenset[str]] = {
@@ -63,9 +60,15 @@ def make_feed(
     if kind == "replay":
         if path is None:
             raise ValueError("feed kind 'replay' needs path= (a bar CSV file)")
+        from mlalgo.live.feeds.replay import ReplayFeed
+
         return ReplayFeed(path, symbols, interval=interval, **_without(given, "path"))
-    if kind == "binance-ws":
+    if kind == "binance-ws":  # the network feeds load aiohttp and requests: only when used
+        from mlalgo.live.feeds.binance_ws import BinanceWsFeed
+
         return BinanceWsFeed(symbols, interval, **given)
+    from mlalgo.live.feeds.rest_poll import RestPollFeed
+
     return RestPollFeed(symbols, interval, **given)
 
 
