@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
-from mlalgo.policy import DecisionPolicy, decide, describe, realised_volatility
+from mlalgo.policy import DecisionPolicy, decide, decide_one, describe, realised_volatility
 
 PROBA = np.array([0.0, 0.3, 0.45, 0.46, 0.5, 0.55, 0.56, 0.9, 1.0, np.nan])
 
@@ -155,3 +159,71 @@ def test_realised_volatility_is_the_annualised_std_of_the_last_window_log_return
     changed = close.copy()
     changed[5] = 200.0
     assert realised_volatility(changed, 3, 252)[4] == got[4]  # no look-ahead
+
+
+EDGES = [0.0, 0.3, 0.45, 0.48, 0.5, 0.52, 0.55, 0.7, 1.0, 1e-300, -0.0, math.inf, math.nan]
+VOLS = [0.15, 1e-12, 0.0, -0.1, math.inf, math.nan, 3.0]
+ONE_POLICIES = [
+    DecisionPolicy(),
+    DecisionPolicy(long_threshold=0.52, short_threshold=0.48, allow_short=True, size=0.25),
+    DecisionPolicy(long_threshold=0.5, short_threshold=0.5, allow_short=True),
+    DecisionPolicy(allow_short=True, kelly_fraction=0.5, payoff_ratio=1.3, size=0.4),
+    DecisionPolicy(long_threshold=0.5, short_threshold=0.5, allow_short=True, kelly_fraction=1.0),
+]
+
+
+def same(a: float, b: float) -> bool:
+    """Equal as floats, NaN matching NaN."""
+    return a == b or (math.isnan(a) and math.isnan(b))
+
+
+@pytest.mark.parametrize("policy", ONE_POLICIES)
+def test_decide_one_equals_decide_on_every_edge(policy: DecisionPolicy) -> None:
+    for p in EDGES:
+        assert same(decide_one(p, policy), float(decide(p, policy))), p
+        vol_policy = policy.model_copy(update={"vol_target": 0.15, "vol_cap": 2.0})
+        for vol in VOLS:
+            got = decide_one(p, vol_policy, vol)
+            assert same(got, float(decide(p, vol_policy, vol))), (p, vol)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    p=st.floats(allow_nan=True, allow_infinity=True),
+    vol=st.floats(allow_nan=True, allow_infinity=True),
+    long=st.floats(0.0, 1.0),
+    gap=st.floats(0.0, 1.0),
+    kelly=st.one_of(st.none(), st.floats(0.01, 1.0)),
+    payoff=st.floats(0.01, 100.0),
+    size=st.floats(0.01, 10.0),
+    vol_target=st.one_of(st.none(), st.floats(0.01, 5.0)),
+)
+def test_decide_one_equals_decide_bit_for_bit(
+    p: float,
+    vol: float,
+    long: float,
+    gap: float,
+    kelly: float | None,
+    payoff: float,
+    size: float,
+    vol_target: float | None,
+) -> None:
+    policy = DecisionPolicy(
+        long_threshold=long,
+        short_threshold=long * (1.0 - gap),
+        allow_short=True,
+        size=size,
+        kelly_fraction=kelly,
+        payoff_ratio=payoff,
+        vol_target=vol_target,
+    )
+    with np.errstate(all="ignore"):
+        want = float(decide(p, policy, vol))
+    got = decide_one(p, policy, vol)
+    assert same(got, want)
+    assert math.copysign(1.0, got) == math.copysign(1.0, want) or math.isnan(want)
+
+
+def test_decide_one_needs_the_volatility_its_policy_targets() -> None:
+    with pytest.raises(ValueError, match="no volatility was given"):
+        decide_one(math.nan, DecisionPolicy(vol_target=0.15))

@@ -2,6 +2,8 @@
 
 The walk-forward backtest, ``mlalgo predict`` and the live executor all call :func:`decide`, so
 the rule that turns a probability into a position can never differ between research and trading.
+The live executor decides one bar at a time through :func:`decide_one`, the same rule on one
+float without numpy's per-call overhead; the tests hold it equal to :func:`decide` bit for bit.
 
 A target is a signed fraction of equity. It is ``size`` by default; with ``kelly_fraction`` it
 is that fraction of the Kelly bet for the predicted odds, capped at ``size`` (full Kelly is
@@ -95,6 +97,56 @@ def decide(
             scale = np.where(vol > 0.0, np.minimum(policy.vol_target / vol, policy.vol_cap), np.nan)
         target = target * scale
     return target
+
+
+def decide_one(proba_up: float, policy: DecisionPolicy, volatility: float | None = None) -> float:
+    """``float(decide(proba_up, policy, volatility))`` for one prediction, in plain floats.
+
+    The live per-bar path: :func:`decide` on a 0-d array spends microseconds in numpy calls,
+    this a fraction of one. It performs :func:`decide`'s float64 operations in the same order,
+    with ``np.clip``'s comparisons, so the two agree bit for bit (``tests/test_policy.py``).
+
+    >>> decide_one(0.7, DecisionPolicy()), decide_one(0.2, DecisionPolicy(allow_short=True))
+    (1.0, -1.0)
+    """
+    vol = math.nan
+    if policy.vol_target is not None:
+        if volatility is None:
+            raise ValueError(
+                "decide: the policy targets volatility (vol_target is set) but no volatility "
+                "was given; pass realised_volatility(close, policy.vol_window, periods_per_year)"
+            )
+        vol = float(volatility)
+    p = float(proba_up)
+    if p != p:
+        return math.nan
+    target = 0.0
+    long = p > policy.long_threshold
+    short = p < policy.short_threshold and policy.allow_short
+    if policy.kelly_fraction is None:
+        if long:
+            target = policy.size
+        if short:
+            target = -policy.size
+    else:
+        f, b, size = policy.kelly_fraction, policy.payoff_ratio, policy.size
+        if long:
+            target = _clip(f * (p - (1.0 - p) / b), size)
+        if short:
+            q = 1.0 - p
+            target = -_clip(f * (q - (1.0 - q) / b), size)
+    if policy.vol_target is None:
+        return target
+    if not vol > 0.0:
+        return target * math.nan
+    return target * min(policy.vol_target / vol, policy.vol_cap)
+
+
+def _clip(x: float, size: float) -> float:
+    """``np.clip(x, 0.0, size)`` on one float, with numpy's comparisons (``x > 0`` keeps ``x``,
+    else 0; then ``x < size`` keeps ``x``, else ``size``)."""
+    x = x if x > 0.0 else 0.0
+    return x if x < size else size
 
 
 def realised_volatility(close: np.ndarray, window: int, periods_per_year: float) -> np.ndarray:

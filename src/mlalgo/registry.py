@@ -156,14 +156,17 @@ def get_version(client: MlflowClient, ref: ModelRef) -> ModelVersion:
         if ref.alias:
             return client.get_model_version_by_alias(ref.name, ref.alias)
         return client.get_model_version(ref.name, str(ref.version))
-    except MlflowException:
+    except MlflowException as exc:
+        _raise_unless_missing(exc)
         raise RegistryError(f"{ref}: {describe(client, ref.name)}") from None
 
 
 def alias_version(client: MlflowClient, name: str, alias: str) -> ModelVersion | None:
+    """The version behind ``name@alias``; None only when the registry says there is none."""
     try:
         return client.get_model_version_by_alias(name, alias)
-    except MlflowException:
+    except MlflowException as exc:
+        _raise_unless_missing(exc)
         return None
 
 
@@ -171,11 +174,22 @@ def describe(client: MlflowClient, name: str) -> str:
     """What the registry holds under ``name``, for error messages."""
     try:
         model = client.get_registered_model(name)
-    except MlflowException:
+    except MlflowException as exc:
+        _raise_unless_missing(exc)
         return f"no registered model {name!r}; run a pipeline with stages.register.enabled"
     versions = sorted(int(v.version) for v in client.search_model_versions(f"name='{name}'"))
     aliases = ", ".join(f"@{a}={v}" for a, v in sorted(model.aliases.items())) or "no aliases"
     return f"registered model {name!r} has versions {versions or 'none'} ({aliases})"
+
+
+_MISSING = frozenset({"RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE", "NOT_FOUND"})
+
+
+def _raise_unless_missing(exc: MlflowException) -> None:
+    """An answer that something does not exist is a fact about the registry; anything else (a
+    server that is down, a timeout) is not, and must never read as "no model" or "no champion"."""
+    if exc.error_code not in _MISSING:
+        raise RegistryError(f"the registry did not answer: {exc.message}") from None
 
 
 def download_bundle(tracker: Tracker, version: ModelVersion, cache: Path) -> Path:

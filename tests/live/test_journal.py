@@ -162,3 +162,60 @@ def test_sigkill_at_random_points_tears_nothing(tmp_path: Path) -> None:
     assert len(legs) == n and {c for _, c in legs} == {2}
     assert db.execute("SELECT COUNT(*) FROM decisions").fetchone() == (n,)
     assert kills >= 10
+
+
+def test_a_valid_copy_takes_the_place_of_a_rejected_bar_but_an_accepted_bar_stays(
+    tmp_path: Path,
+) -> None:
+    j = Journal(tmp_path / "j.db")
+    broken = Bar("AAPL", bar(0).open_ms, 10.0, 8.0, 9.0, 10.5, 1e6)  # high below low
+    j.reject_bar(broken, "high below low")
+    j.reject_bar(broken, "seen again")  # a repeat of the junk keeps the first record
+    assert [b for _, b in j.rows()] == []
+
+    j.record_bar(bar(0), strategy="s", bundle="m/1", p_up=0.6, target=1.0)
+
+    assert [b for _, b in j.rows()] == [[bar(0)]]
+    reason = j._db.execute("SELECT reason FROM bars").fetchone()[0]
+    assert reason == "replaces a rejected copy: high below low"
+    with pytest.raises(sqlite3.IntegrityError, match="already accepted"):
+        j.record_bar(bar(0), strategy="s", bundle="m/1", p_up=0.7, target=0.0)
+    assert j.decisions_at(bar(0).open_ms) == {"AAPL": 1.0}
+
+
+def test_positions_are_the_sum_of_the_fills_however_many_there_are(tmp_path: Path) -> None:
+    rng = random.Random(3)
+    j = Journal(tmp_path / "j.db", durable=False)
+    for n in range(400):
+        symbol = rng.choice(["AAPL", "MSFT", "IBM"])
+        side, qty = rng.choice(["buy", "sell"]), rng.choice([0.1, 0.3, 1.0, 2.5, 7.0])
+        (intent,) = j.record_bar(bar(n, symbol), strategy="s", bundle="m/1", orders=[(side, qty)])
+        sign = 1.0 if side == "buy" else -1.0
+        j.record_fill(intent.client_order_id, f"f{n}", sign * qty, 10.0, 0.0, bar(n).open_ms)
+        j.record_fill(intent.client_order_id, f"f{n}", sign * qty, 10.0, 0.0, bar(n).open_ms)
+        if n % 7 == 0:  # the broker's own exits count too
+            j.record_exit(f"x{n}", symbol, -0.5, 10.0, 0.0, bar(n).open_ms, "stop_loss")
+    summed = dict(j._db.execute("SELECT symbol, SUM(quantity) FROM fills GROUP BY symbol"))
+
+    assert j.positions() == summed and len(summed) == 3
+    assert j.expected_positions() == summed  # nothing is still out
+    j.close()
+    assert Journal(tmp_path / "j.db").positions() == summed
+
+
+def test_a_journal_written_before_positions_were_kept_gets_them_from_its_fills(
+    tmp_path: Path,
+) -> None:
+    j = Journal(tmp_path / "j.db", durable=False)
+    (intent,) = j.record_bar(bar(0), strategy="s", bundle="m/1", orders=[("buy", 3.0)])
+    j.record_fill(intent.client_order_id, "f1", 3.0, 10.0, 0.0, bar(0).open_ms)
+    j.record_exit("x1", "AAPL", -1.0, 10.0, 0.0, bar(1).open_ms, "stop_loss")
+    j.record_exit("x2", "MSFT", -2.0, 10.0, 0.0, bar(1).open_ms, "stop_loss")
+    j._db.executescript("DROP TRIGGER fill_moves_position; DROP TABLE positions;")
+    j.close()
+
+    again = Journal(tmp_path / "j.db", durable=False)
+
+    assert again.positions() == {"AAPL": 2.0, "MSFT": -2.0}
+    again.record_exit("x3", "AAPL", -2.0, 10.0, 0.0, bar(2).open_ms, "stop_loss")
+    assert again.positions() == {"AAPL": 0.0, "MSFT": -2.0}

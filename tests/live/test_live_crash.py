@@ -78,6 +78,22 @@ def executor_cmd(tmp: Path, ex: ReplayExchange, bundle: Path) -> list[str]:
             "--strategy", "crash"]  # fmt: skip
 
 
+def first_row(path: Path, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    """Wait until the executor has journalled a row: a first start warms up on the bars that
+    have closed by then, so kills before it would only move the session's first bar."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists():
+            journal = Journal(path, durable=False)
+            try:
+                if journal.last_row() is not None:
+                    return
+            finally:
+                journal.close()
+        time.sleep(0.05)
+    raise AssertionError(f"no row journalled within {timeout:g} s (exit code {proc.poll()})")
+
+
 def test_sigkill_at_random_points_sends_no_order_twice_and_ends_on_the_decisions(
     tmp_path: Path, session_bars: pd.DataFrame
 ) -> None:
@@ -90,15 +106,17 @@ def test_sigkill_at_random_points_sends_no_order_twice_and_ends_on_the_decisions
                         faults=FaultSpec(rate_lost=0.05, seed=3)) as ex:  # fmt: skip
         cmd = executor_cmd(tmp_path, ex, bundle)
         log = (tmp_path / "executor.log").open("ab")
+        journal_path = tmp_path / "state" / "crash" / "journal.db"
         kills = 0
         while kills < KILLS and not ex._book.clock.stopped:
             proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
+            if kills == 0:  # the session begins where its first row is journalled
+                first_row(journal_path, proc)
             time.sleep(rng.uniform(0.3, 2.5))
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1
         last_bar = int(times[-1].value // 1_000_000)
-        journal_path = tmp_path / "state" / "crash" / "journal.db"
         proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=log)
         deadline = time.monotonic() + 240
         while time.monotonic() < deadline:

@@ -22,7 +22,7 @@ from mlalgo.config import ConfigError
 from mlalgo.live.broker import BrokerError
 from mlalgo.live.config import LiveConfig, load_live_config
 from mlalgo.live.events import json_logging, read_status
-from mlalgo.live.risk import KILL_FLAG
+from mlalgo.live.risk import KILL_ACTED_FLAG, KILL_FLAG, PEAK_FLAG
 from mlalgo.secrets import SecretsError, install_log_redaction
 
 
@@ -109,7 +109,8 @@ def _side(name: str, argv: list[str]) -> int:
             journal.set_flag(KILL_FLAG, args.reason)
             print(f"kill switch set for {folder.name}: {args.reason}")
         elif name == "resume":
-            for key in (KILL_FLAG, "kill_acted"):
+            # the peak the switch tripped against goes too: resuming means "trade from here"
+            for key in (KILL_FLAG, KILL_ACTED_FLAG, PEAK_FLAG):
                 journal.clear_flag(key)
             print(f"kill switch cleared for {folder.name}")
         else:

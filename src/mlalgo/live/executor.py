@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,7 +31,9 @@ from mlalgo.live.broker import (
     EXPIRED,
     FILLED,
     REJECTED,
+    Account,
     Broker,
+    BrokerError,
     OrderRejected,
     OrderState,
     StatusUnknown,
@@ -40,8 +44,10 @@ from mlalgo.live.edge import ACCEPT, DUPLICATE, Edge
 from mlalgo.live.events import emit, write_status
 from mlalgo.live.journal import Decision, Intent, Journal, Leg
 from mlalgo.live.risk import (
+    CLOSE_EQUITY_FLAG,
     DAY_START_FLAG,
     HALT_DAY_FLAG,
+    KILL_ACTED_FLAG,
     KILL_FLAG,
     PEAK_FLAG,
     OrderRate,
@@ -118,10 +124,20 @@ class Executor:
         self._stopping = False
         self._next_heartbeat = 0.0
         self._next_reload = time.monotonic() + (cfg.reload_every or math.inf)
+        self._reload_check: Future[Bundle | None] | None = None  # in flight on its own thread
         self._history: dict[str, deque[Bar]] = {
             s: deque(maxlen=max(cfg.warmup_bars, 1)) for s in self.symbols
         }
         self._paper = bool(getattr(broker, "sizes_at_fill", False))
+        # The broker's cash and units as last asked, marked to the latest closes for sizing:
+        # asking on the decision path would put a round trip between a bar and its orders.
+        # It is asked again whenever fills arrive, and at every heartbeat.
+        self._account: Account | None = None
+        self._account_fills = -1
+        # the journal's kill and halt flags, read once per turn of the loop (check_kill), not
+        # once per row: two queries would be a third of a bar's decision budget
+        self._killed: str | None = None
+        self._halted_day: str | None = None
 
     # -- start ----------------------------------------------------------------------------
 
@@ -129,6 +145,7 @@ class Executor:
         """Warm up and settle with the broker. ``first_ms``: the first bar time to trade
         (bars before it warm the features), on a first start."""
         t0 = time.perf_counter()
+        self._read_guards()
         rows = list(self.journal.rows())
         begin = rows[0][0] if rows else first_ms
         if begin is None:  # a first start on a live feed: warm up on what has closed by now
@@ -164,7 +181,7 @@ class Executor:
             model=_tag(self.bundle),
             symbols=self.symbols,
             resumed_rows=len(rows),
-            killed=self.journal.flag(KILL_FLAG),
+            killed=self._killed,
             seconds=round(time.perf_counter() - t0, 4),
         )
 
@@ -204,7 +221,14 @@ class Executor:
     def check_positions(self) -> dict[str, tuple[float, float]]:
         """Journal against broker; a difference is logged (the broker's book is the truth)."""
         mine = self.journal.positions()
-        theirs = self.broker.account().positions
+        try:
+            account = self.broker.account()
+        except BrokerError as exc:
+            emit("broker_unreachable", logging.WARNING, call="account", message=str(exc))
+            return {}
+        if not self._paper:
+            self._account, self._account_fills = account, self.stats.fills
+        theirs = account.positions
         diff = {}
         for symbol in set(mine) | set(theirs):
             a, b = mine.get(symbol, 0.0), theirs.get(symbol, 0.0)
@@ -227,13 +251,15 @@ class Executor:
             self.process_ready(final=bool(getattr(self.feed, "exhausted", False)))
             self.flush()
             self.poll_orders()
+            self._sync_account()
             self.check_kill()
             self.check_stale()
             self.maybe_reload()
             self.heartbeat()
             if getattr(self.feed, "exhausted", False) and not bars and not self._pending:
                 break
-        self.process_ready(final=True)
+        # Rows still pending at a stop are left undecided, not forced through: none of their
+        # bars is journalled yet, so a restart fetches them again and decides them then.
         self.flush()
         self.poll_orders()
         self.heartbeat(force=True)
@@ -284,6 +310,8 @@ class Executor:
         exists and the wait is over, or at the end of the feed."""
         now = time.monotonic()
         for open_ms in sorted(self._pending):
+            if self._stopping:  # a stop waits for the current row only, not a backlog
+                break
             row = self._pending[open_ms]
             complete = len(row) == len(self.symbols)
             waited = now - self._pending_since[open_ms] >= self.cfg.row_wait
@@ -291,7 +319,34 @@ class Executor:
                 break
             del self._pending[open_ms]
             del self._pending_since[open_ms]
+            if not complete:
+                self._complete(open_ms, row)
             self.process_row(open_ms, row)
+
+    def _complete(self, open_ms: int, row: dict[str, Bar]) -> None:
+        """Ask the feed's history for the bars a row still lacks before it goes without them:
+        the wire may have lost a closed bar, or sent a broken copy the edge turned away."""
+        if not hasattr(self.feed, "history"):
+            return
+        for symbol in self.symbols:
+            if symbol in row:
+                continue
+            try:
+                got = self.feed.history(symbol, open_ms + self.interval_ms, 1)
+            except Exception as exc:  # the row goes on without it, as it would have anyway
+                emit(
+                    "row_fetch_failed",
+                    logging.WARNING,
+                    symbol=symbol,
+                    open_ms=open_ms,
+                    error=str(exc),
+                )
+                continue
+            for bar in got:
+                if bar.open_ms == open_ms and self.edge.check(bar).action == ACCEPT:
+                    self.stats.backfilled += 1
+                    self.edge.accept(bar)
+                    row[symbol] = bar
 
     # -- one row ------------------------------------------------------------------------------
 
@@ -307,6 +362,9 @@ class Executor:
             row_ms=open_ms,
         )
         self._last_row = open_ms
+        first = self.stats.rows == 0
+        if first:  # how soon a (re)started process decides: see bench_live
+            emit("first_decision", open_ms=open_ms, intents=len(intents))
         self.stats.rows += 1
         self.stats.bars += len(row)
         for bar in row.values():
@@ -314,20 +372,23 @@ class Executor:
         if self._paper:
             targets = {d.bar.symbol: d.target for d in decisions if d.target is not None}
             self._paper_step(open_ms, row, targets)
-            if self.broker.killed and not self.journal.flag(KILL_FLAG):  # type: ignore[attr-defined]
+            if self.broker.killed and self._killed is None:  # type: ignore[attr-defined]
                 self._trip("max_drawdown", open_ms)
         else:
             self.flush()
             self.poll_orders()
+            self._sync_account()
             self._account_limits(open_ms)
+        if first:  # the first row is out: the faster per-bar evaluator may load beside the loop
+            self.bundle.row_model.load_compiled()
         return intents
 
     def decide_row(self, open_ms: int, row: dict[str, Bar]) -> tuple[list[Decision], list[Leg]]:
         """Features, model, decide and the risk gate for one row: the latency that matters."""
         decisions = []
         legs = []
-        killed = self.journal.flag(KILL_FLAG) is not None
-        halted = self.journal.flag(HALT_DAY_FLAG) == str(open_ms // DAY_MS)
+        killed = self._killed is not None
+        halted = self._halted_day is not None and self._halted_day == str(open_ms // DAY_MS)
         equity = None
         for symbol in self.symbols:
             bar = row.get(symbol)
@@ -346,7 +407,7 @@ class Executor:
             if target == self._last_target.get(symbol, 0.0):
                 continue
             if equity is None:
-                equity = self._equity()
+                equity = self._equity(fresh=False)
             leg = self._leg(symbol, target, bar.close, equity)
             self._last_target[symbol] = target
             if leg is not None:
@@ -389,18 +450,26 @@ class Executor:
         return BrokerOrder(intent.client_order_id, intent.symbol, sign * intent.quantity, target)
 
     def flush(self) -> None:
-        """Send what is intended, if the guards allow it now; the rest waits in the journal."""
+        """Send what is intended, if the guards allow it now; the rest waits in the journal.
+
+        Orders of one symbol go out one at a time: while an earlier one is still out (its
+        answer lost, or working at the broker), the next waits. Sent ahead of it, a sell could
+        reach the exchange before the buy whose coins it sells."""
         if self._stale and self.cfg.guards.on_stale == "halt":
             return
         if self.hours is not None and not self.hours.open_at(self._wall()):
             return
-        for intent in self.journal.open_intents():
-            if intent.state != "intended":
+        waiting = self.journal.open_intents()
+        busy = {i.symbol for i in waiting if i.state != "intended"}
+        for intent in waiting:
+            if intent.state != "intended" or intent.symbol in busy:
                 continue
             if not self.rate.allow():
                 emit("order_rate_limited", logging.WARNING, coid=intent.client_order_id)
                 return
             self._send(intent)
+            if self.journal.intent(intent.client_order_id).state in ("sent", "acked"):
+                busy.add(intent.symbol)
 
     def _send(self, intent: Intent, *, resend: bool = False) -> None:
         coid = intent.client_order_id
@@ -471,7 +540,7 @@ class Executor:
                 continue
             try:
                 state = self.broker.order(intent.client_order_id, intent.symbol)
-            except StatusUnknown as exc:
+            except BrokerError as exc:
                 emit(
                     "order_query_failed",
                     logging.WARNING,
@@ -492,24 +561,50 @@ class Executor:
     def _positions(self) -> dict[str, float]:
         return self.journal.positions()
 
-    def _equity(self) -> float:
-        account = self.broker.account()
+    def _equity(self, *, fresh: bool = True) -> float:
+        """The account's value at the last closes. ``fresh=False`` (sizing a decision) marks
+        the last answer of the broker instead of asking again."""
+        if fresh or self._account is None:
+            self._ask_account()
+        account = self._account
+        assert account is not None
         value = account.cash
         for symbol, units in account.positions.items():
             value += units * self._last_close.get(symbol, 0.0)
         return value
 
+    def _ask_account(self) -> None:
+        """Ask the broker for cash and units; while it cannot answer, keep the last answer
+        (sizing and limits go on with it rather than stop the loop)."""
+        try:
+            self._account = self.broker.account()
+        except BrokerError as exc:
+            if self._account is None:
+                raise
+            emit("broker_unreachable", logging.WARNING, call="account", message=str(exc))
+            return
+        self._account_fills = self.stats.fills
+
+    def _sync_account(self) -> None:
+        """Between rows: ask again if fills have arrived since the last answer."""
+        if not self._paper and self._account_fills != self.stats.fills:
+            self._ask_account()
+
     def _account_limits(self, open_ms: int) -> None:
         if self.max_drawdown is None and self.max_daily_loss is None:
             return
-        equity = self._equity()
+        equity = self._equity(fresh=False)  # asked again above if this row filled
         peak = max(float(self.journal.flag(PEAK_FLAG) or equity), equity)
         day = str(open_ms // DAY_MS)
         start = self.journal.flag(DAY_START_FLAG)
         if start is None or start.split(":")[0] != day:
-            self.journal.set_flag(DAY_START_FLAG, f"{day}:{equity!r}")
-            start = f"{day}:{equity!r}"
+            # as in the backtest: a day is judged against the last close before it, so on
+            # daily bars (every row a new day) the day's own move counts
+            before = self.journal.flag(CLOSE_EQUITY_FLAG)
+            start = f"{day}:{before or repr(equity)}"
+            self.journal.set_flag(DAY_START_FLAG, start)
         self.journal.set_flag(PEAK_FLAG, repr(peak))
+        self.journal.set_flag(CLOSE_EQUITY_FLAG, repr(equity))
         which = breach(
             equity,
             peak,
@@ -522,12 +617,25 @@ class Executor:
 
     def _trip(self, which: str, open_ms: int, **fields: Any) -> None:
         if which == "max_daily_loss":
-            self.journal.set_flag(HALT_DAY_FLAG, str(open_ms // DAY_MS))
+            self._halted_day = str(open_ms // DAY_MS)
+            self.journal.set_flag(HALT_DAY_FLAG, self._halted_day)
         else:
-            self.journal.set_flag(KILL_FLAG, f"{which} at bar {open_ms}")
+            self._killed = f"{which} at bar {open_ms}"
+            self.journal.set_flag(KILL_FLAG, self._killed)
+            self.journal.set_flag(KILL_ACTED_FLAG, self._killed)  # flattened here already
         emit("account_limit", logging.ERROR, limit=which, open_ms=open_ms, **fields)
         if not self._paper:
+            self._void_waiting(which)
             self.flatten(open_ms, which)
+
+    def _void_waiting(self, reason: str) -> None:
+        """Orders decided before a kill or a halt that have not gone out yet (waiting for the
+        trading window or the order rate) never go out: they are cancelled in the journal."""
+        for intent in self.journal.open_intents():
+            if intent.state == "intended":
+                self.journal.mark_cancelled(intent.client_order_id, f"void: {reason}")
+                self._last_target[intent.symbol] = 0.0
+                emit("order_voided", logging.WARNING, coid=intent.client_order_id, reason=reason)
 
     def flatten(self, open_ms: int, reason: str) -> list[Intent]:
         """Orders that take every position to zero (a broker that sizes at the fill gets a
@@ -546,14 +654,23 @@ class Executor:
         return intents
 
     def check_kill(self) -> None:
-        """The manual kill command writes the flag into the journal; act on it once."""
-        flag = self.journal.flag(KILL_FLAG)
-        if flag is None or self.journal.flag("kill_acted") == flag:
+        """``mlalgo live kill`` and ``resume`` write the journal's flags from another process;
+        the loop reads them here, once per turn, and acts on a new kill once."""
+        self._read_guards()
+        flag = self._killed
+        if flag is None or self.journal.flag(KILL_ACTED_FLAG) == flag:
             return
-        self.journal.set_flag("kill_acted", flag)
+        self.journal.set_flag(KILL_ACTED_FLAG, flag)
         emit("kill_switch", logging.ERROR, reason=flag)
-        if not self._paper and any(u != 0.0 for u in self._positions().values()):
+        if self._paper:
+            return
+        self._void_waiting("kill switch")
+        if any(u != 0.0 for u in self._positions().values()):
             self.flatten(max(self._last_row, 0), "kill switch")
+
+    def _read_guards(self) -> None:
+        self._killed = self.journal.flag(KILL_FLAG)
+        self._halted_day = self.journal.flag(HALT_DAY_FLAG)
 
     def check_stale(self) -> None:
         limit = self.cfg.guards.stale_after * self.interval_ms / 1000.0
@@ -569,16 +686,45 @@ class Executor:
     # -- hot reload -----------------------------------------------------------------------
 
     def maybe_reload(self) -> None:
-        if self._reload is None or time.monotonic() < self._next_reload:
+        """Called by the loop between rows: start a registry check when one is due, and swap
+        to its result once it is ready.
+
+        The check (``reload``) runs on a thread, one at a time, because resolving
+        ``models:/NAME@alias`` spawns a process that imports MLflow: seconds the loop must not
+        stall for. Only the loop's thread swaps, so a swap always falls between rows. The next
+        check is due ``reload_every`` seconds after the last one's result was taken.
+        """
+        if self._reload is None:
             return
+        check = self._reload_check
+        if check is None:
+            if time.monotonic() >= self._next_reload:
+                self._start_check(self._reload)
+            return
+        if not check.done():
+            return
+        self._reload_check = None
         self._next_reload = time.monotonic() + (self.cfg.reload_every or math.inf)
         try:
-            bundle = self._reload()
+            bundle = check.result()
         except Exception as exc:  # a bad new version never stops a running executor
             emit("reload_failed", logging.ERROR, error=str(exc))
             return
         if bundle is not None and _tag(bundle) != _tag(self.bundle):
             self.swap(bundle)
+
+    def _start_check(self, reload: Callable[[], Bundle | None]) -> None:
+        """``reload()`` on a daemon thread: a stopped executor exits without waiting for it."""
+        check: Future[Bundle | None] = Future()
+
+        def work() -> None:
+            try:
+                check.set_result(reload())
+            except BaseException as exc:  # handed to the loop, which logs it
+                check.set_exception(exc)
+
+        threading.Thread(target=work, name="mlalgo-reload", daemon=True).start()
+        self._reload_check = check
 
     def swap(self, bundle: Bundle) -> None:
         """Between rows: the new model takes over; features carry on when the spec is the
@@ -592,6 +738,7 @@ class Executor:
                 signal.warm_up(self._history[symbol])
             self.signal = signal
         self.bundle = bundle
+        bundle.row_model.load_compiled()
         self.stats.reloads += 1
         emit("model_swapped", old=old, new=_tag(bundle))
 
@@ -619,6 +766,8 @@ class Executor:
         if not force and now < self._next_heartbeat:
             return
         self._next_heartbeat = now + self.cfg.heartbeat_every
+        if not self._paper and self._account is not None:
+            self._ask_account()  # deposits, withdrawals and trades made by hand show up here
         status = self.status()
         write_status(self.cfg.status_path(self.strategy), status)
         emit("heartbeat", **{k: status[k] for k in ("last_row_ms", "positions", "open_intents")})

@@ -27,9 +27,12 @@ from mlalgo.data.bar import Bar
 
 STATES = ("intended", "sent", "acked", "filled", "rejected", "cancelled")
 OPEN_STATES = ("intended", "sent", "acked")
+# Spelled out, not bound, so SQLite can use the partial index of open intents: the journal
+# grows with every order, and the loop asks for the open ones on every turn.
+_OPEN = "state IN ({})".format(", ".join(f"'{state}'" for state in OPEN_STATES))
 _ID_OK = re.compile(r"^[A-Za-z0-9_-]{1,36}$")  # Binance's newClientOrderId rule (Alpaca: 128)
 
-_SCHEMA = """
+_SCHEMA_TEMPLATE = """
 CREATE TABLE IF NOT EXISTS bars (
     symbol TEXT NOT NULL, open_ms INTEGER NOT NULL,
     open REAL, high REAL, low REAL, close REAL, volume REAL,
@@ -56,7 +59,17 @@ CREATE TABLE IF NOT EXISTS fills (
     time_ms INTEGER NOT NULL, reason TEXT NOT NULL DEFAULT 'signal'
 );
 CREATE TABLE IF NOT EXISTS flags (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS intents_open ON intents (open_ms, leg) WHERE {open};
+CREATE INDEX IF NOT EXISTS intents_by_time ON intents (open_ms);
+CREATE TABLE IF NOT EXISTS positions (symbol TEXT PRIMARY KEY, units REAL NOT NULL);
+CREATE TRIGGER IF NOT EXISTS fill_moves_position AFTER INSERT ON fills BEGIN
+    INSERT INTO positions VALUES (NEW.symbol, NEW.quantity)
+    ON CONFLICT (symbol) DO UPDATE SET units = units + excluded.units;
+END;
 """
+
+
+_SCHEMA = _SCHEMA_TEMPLATE.replace("{open}", _OPEN)
 
 
 class JournalError(RuntimeError):
@@ -115,6 +128,18 @@ class Journal:
         self._db.execute(f"PRAGMA synchronous={'FULL' if durable else 'NORMAL'}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(_SCHEMA)
+        self._track_positions()
+
+    def _track_positions(self) -> None:
+        """Positions are kept per symbol as fills arrive (a trigger), so reading them costs
+        the same on the millionth fill as on the first; a journal written before that table
+        existed gets it filled from its fills, once."""
+        with self._tx() as db:
+            if db.execute("SELECT 1 FROM positions LIMIT 1").fetchone() is None:
+                db.execute(
+                    "INSERT INTO positions SELECT symbol, SUM(quantity) FROM fills "
+                    "GROUP BY symbol ORDER BY symbol"
+                )
 
     def close(self) -> None:
         self._db.close()
@@ -322,29 +347,23 @@ class Journal:
     def open_intents(self) -> list[Intent]:
         """Intents not finished: ``intended`` (send them), ``sent`` (ask the broker first),
         ``acked`` (working at the broker), oldest first."""
-        marks = ", ".join("?" for _ in OPEN_STATES)
         rows = self._db.execute(
-            f"SELECT {_COLUMNS} FROM intents WHERE state IN ({marks}) ORDER BY open_ms, leg",
-            OPEN_STATES,
+            f"SELECT {_COLUMNS} FROM intents WHERE {_OPEN} ORDER BY open_ms, leg"
         ).fetchall()
         return [Intent(*r) for r in rows]
 
     def positions(self) -> dict[str, float]:
-        """Signed units per symbol from the journalled fills."""
-        rows = self._db.execute(
-            "SELECT symbol, SUM(quantity) FROM fills GROUP BY symbol"
-        ).fetchall()
+        """Signed units per symbol: the sum of the journalled fills, kept as they arrive."""
+        rows = self._db.execute("SELECT symbol, units FROM positions").fetchall()
         return {symbol: float(units) for symbol, units in rows}
 
     def expected_positions(self) -> dict[str, float]:
         """Positions once every unfinished intent fills: what the next order is sized against,
         so a decision taken while an earlier order is still out does not count it twice."""
         out = self.positions()
-        marks = ", ".join("?" for _ in OPEN_STATES)
         rows = self._db.execute(
             "SELECT symbol, SUM(CASE side WHEN 'buy' THEN quantity - filled "
-            f"ELSE filled - quantity END) FROM intents WHERE state IN ({marks}) GROUP BY symbol",
-            OPEN_STATES,
+            f"ELSE filled - quantity END) FROM intents WHERE {_OPEN} GROUP BY symbol"
         ).fetchall()
         for symbol, rest in rows:
             out[symbol] = out.get(symbol, 0.0) + float(rest)
@@ -438,17 +457,21 @@ def _get(db: sqlite3.Connection, coid: str) -> Intent:
 
 
 def _insert_bar(db: sqlite3.Connection, bar: Bar, *, accepted: bool, reason: str) -> None:
-    db.execute(
-        "INSERT INTO bars VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        (
-            bar.symbol,
-            bar.open_ms,
-            bar.open,
-            bar.high,
-            bar.low,
-            bar.close,
-            bar.volume,
-            int(accepted),
-            reason,
-        ),
+    """A rejected bar is kept once; a valid copy of it that arrives later takes its place (the
+    rejection stays in the reason). A second accepted copy is refused: it would be decided on
+    twice."""
+    values = (bar.symbol, bar.open_ms, bar.open, bar.high, bar.low, bar.close, bar.volume)
+    if not accepted:
+        db.execute(
+            "INSERT OR IGNORE INTO bars VALUES (?, ?, ?, ?, ?, ?, ?, 0, ?)", (*values, reason)
+        )
+        return
+    cur = db.execute(
+        "INSERT INTO bars VALUES (?, ?, ?, ?, ?, ?, ?, 1, '') ON CONFLICT (symbol, open_ms) DO"
+        " UPDATE SET open = excluded.open, high = excluded.high, low = excluded.low,"
+        " close = excluded.close, volume = excluded.volume, accepted = 1,"
+        " reason = 'replaces a rejected copy: ' || bars.reason WHERE bars.accepted = 0",
+        values,
     )
+    if cur.rowcount != 1:
+        raise sqlite3.IntegrityError(f"bar {bar.symbol} at {bar.open_ms} was already accepted")

@@ -9,16 +9,26 @@ flatten resets what counts as a change. Fed the same stream one row at a time,
 account limits. Each row's decisions are in the journal, so a restart rebuilds the account
 by feeding them again; fill ids are the fill's position in that stream, so re-recording
 them changes nothing.
+
+The account is built on first use, not with the broker: it is numba code, and numba's start
+takes about a second. A fresh session asks it nothing before its first row is decided and
+journalled (its cash is the starting cash, it holds nothing), so the first decision does not
+wait for numba; the first fill does.
 """
 
 from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from mlalgo.config import ExecutionConfig
 from mlalgo.data.bar import Bar
 from mlalgo.live.broker import Account, Fill, Order, OrderRejected, OrderState
-from mlalgo.live.paper import PaperAccount, utc_day
+
+if TYPE_CHECKING:
+    from mlalgo.live.paper import PaperAccount
 
 
 class PaperBroker:
@@ -36,16 +46,25 @@ class PaperBroker:
     ) -> None:
         self.symbols = list(symbols)
         self._col = {s: i for i, s in enumerate(self.symbols)}
-        self.sim = PaperAccount.from_cost_model(
+        self._execution, self._cash, self._ppy = execution, cash, periods_per_year
+        self._cost_model = execution.costs.cost_model()  # settings are checked here, now
+
+    @cached_property
+    def sim(self) -> PaperAccount:
+        """The backtest's account (built, and numba started, on first use)."""
+        from mlalgo.live.paper import PaperAccount
+
+        ex = self._execution
+        return PaperAccount.from_cost_model(
             self.symbols,
-            execution.costs.cost_model(),
-            periods_per_year=periods_per_year,
-            cash=cash,
-            fill=execution.fill,
-            sizing=execution.sizing,
-            unit_size=execution.unit_size,
-            min_trade=execution.min_trade,
-            **execution.risk.model_dump(),
+            self._cost_model,
+            periods_per_year=self._ppy,
+            cash=self._cash,
+            fill=ex.fill,
+            sizing=ex.sizing,
+            unit_size=ex.unit_size,
+            min_trade=ex.min_trade,
+            **ex.risk.model_dump(),
         )
 
     def on_row(self, open_ms: int, bars: dict[str, Bar], targets: dict[str, float]) -> list[Fill]:
@@ -59,6 +78,8 @@ class PaperBroker:
             o[i], h[i], lo[i], c[i] = bar.open, bar.high, bar.low, bar.close
         for symbol, target in targets.items():
             tgt[self._col[symbol]] = target
+        from mlalgo.live.paper import utc_day
+
         first = self.sim.n_fills
         fills = self.sim.step(open_ms, utc_day(open_ms), o, h, lo, c, tgt)
         return [
@@ -81,13 +102,15 @@ class PaperBroker:
         """Nothing is ever working: a decision is in the core as soon as its row is stepped."""
 
     def account(self) -> Account:
+        if "sim" not in self.__dict__:  # not stepped yet: the starting cash, no positions
+            return Account(float(self._cash), {})
         units = dict(zip(self.symbols, self.sim.units.tolist(), strict=True))
         return Account(self.sim.cash, {s: u for s, u in units.items() if u != 0.0})
 
     @property
     def killed(self) -> bool:
-        return bool(self.sim.killed)
+        return "sim" in self.__dict__ and bool(self.sim.killed)
 
     @property
     def equity(self) -> float:
-        return float(self.sim.equity)
+        return float(self.sim.equity) if "sim" in self.__dict__ else float(self._cash)

@@ -20,9 +20,11 @@ from zoneinfo import ZoneInfo
 from mlalgo.live.config import DAYS, GuardsConfig, HoursConfig
 
 KILL_FLAG = "kill_switch"
+KILL_ACTED_FLAG = "kill_acted"  # the kill reason the executor has already flattened for
 HALT_DAY_FLAG = "halted_day"
 PEAK_FLAG = "equity_peak"
 DAY_START_FLAG = "day_start_equity"
+CLOSE_EQUITY_FLAG = "close_equity"  # at the last row's close: the next UTC day's start
 
 
 def desired_units(

@@ -7,6 +7,7 @@ it uses (and never pandas or MLflow).
 from __future__ import annotations
 
 import calendar
+import gc
 import signal
 from datetime import datetime
 from pathlib import Path
@@ -136,7 +137,18 @@ class Session:
             signal.signal(sig, lambda *_: self.executor.stop())
         try:
             self.executor.start(first_ms=to_ms(self.cfg.feed.start, "feed.start"))
+            settle_heap()
             self.executor.run()
         finally:
             self.feed.close()
             self.journal.close()
+
+
+def settle_heap() -> None:
+    """Once started, the process holds what it will hold until it exits (the bundle, the
+    warmed features, the journal's connection, the imported modules). ``gc.freeze`` takes
+    those objects out of the cyclic collector's sight, so a collection that falls during a
+    bar walks only what that bar allocated: the decision's tail latency is a collection of a
+    few hundred objects, not of the whole heap."""
+    gc.collect()
+    gc.freeze()

@@ -1,8 +1,10 @@
 """Bars in, decisions out, one bar at a time: the live twin of :func:`mlalgo.scoring.score`.
 
 Per symbol, the FeatureSpec's online engine (equal to the batch engine to 1e-9), the bundle's
-compiled model and the same :func:`mlalgo.policy.decide` as the backtest; with a volatility
-target, the same realised volatility over the same closes. No pandas anywhere on this path.
+compiled model and the backtest's decision rule (:func:`mlalgo.policy.decide_one`, its per-bar
+form); with a volatility target, the same realised volatility over the same closes. No pandas
+anywhere on this path, and no numpy call that a plain float operation can replace: this runs
+on every bar, within the executor's 50 µs budget.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import numpy as np
 from mlalgo.bundle import Bundle
 from mlalgo.data.bar import Bar
 from mlalgo.features.online import OnlineFeatures
-from mlalgo.policy import decide
+from mlalgo.policy import decide_one
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,9 +49,9 @@ class LiveSignal:
     def update(self, bar: Bar) -> Signal:
         x = self._features(bar)
         policy = self.bundle.policy
-        p = math.nan if np.isnan(x).any() else self.bundle.predict_one(x)
+        p = math.nan if _has_nan(x) else self.bundle.predict_one(x)
         vol = self._volatility(bar.symbol) if policy.vol_target is not None else None
-        target = float(decide(p, policy, vol))
+        target = decide_one(p, policy, vol)
         return Signal(bar.symbol, bar.open_ms, p, target, target / self._n)
 
     def _features(self, bar: Bar) -> np.ndarray:
@@ -69,3 +71,10 @@ class LiveSignal:
             return math.nan
         r = np.diff(np.log(np.fromiter(closes, dtype=np.float64)))
         return float(r.std(ddof=1) * math.sqrt(self._ppy))
+
+
+def _has_nan(x: np.ndarray) -> bool:
+    """``np.isnan(x).any()`` for a short row, about 8x cheaper: a plain sum is NaN when any
+    value is (and also for ``inf - inf``, which the exact check then tells apart)."""
+    total = sum(x.tolist())
+    return total != total and bool(np.isnan(x).any())
