@@ -281,8 +281,8 @@ def report_start(cases: dict[str, list[str]], root: Path, starts: int) -> None:
         state = ["--state-dir", str(root / "start-cold")]
         cold = first_decision([*paper, *state], env | {"NUMBA_CACHE_DIR": cache})
     print(
-        f"  first paper start after an install (empty numba cache: compiles the backtest core): "
-        f"{cold['total']:.2f} s"
+        f"  first paper start after an install (empty numba cache; the backtest core compiles "
+        f"at the first fill, after the first decision): {cold['total']:.2f} s"
     )
 
 

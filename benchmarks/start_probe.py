@@ -5,8 +5,9 @@ python -m benchmarks.start_probe SPAWN_TIME ARGS...   (ARGS: the ``mlalgo live``
 Run by :mod:`benchmarks.bench_live` with ``SPAWN_TIME`` = ``time.time()`` just before it
 started this process. It does what :class:`mlalgo.live.session.Session` does on a first start
 (no journal yet), in the same order, with a timer between steps, and prints them as JSON.
-With the paper broker, the broker step holds numba's runtime start and the backtest core
-loaded from its cache; a session with a real broker never imports numba.
+The paper broker's account (numba's runtime and the backtest core, from numba's cache) is
+timed as a step of its own: a session loads it at its first fill, after the first decision
+is journalled; a session with a real broker never imports numba.
 """
 
 from __future__ import annotations
@@ -50,10 +51,13 @@ def main() -> None:
     feed = make_feed(cfg, symbols)
     step("feed")
     broker = make_broker(cfg, bundle, symbols)
-    step("broker (paper: numba's runtime and the backtest core from its cache)")
+    step("broker")
     ex = Executor(cfg, bundle, feed, broker, journal, strategy=strategy, symbols=symbols)
     ex.start(first_ms=to_ms(cfg.feed.start, "feed.start"))
     step("Executor.start: warm-up from history, reconcile")
+    if hasattr(broker, "sim"):
+        broker.sim  # noqa: B018 - a cached property: the paper account's first use
+        step("paper account at its first fill: numba's runtime, the backtest core from cache")
     first = feed.poll(5.0)  # a network feed's first poll is on its own thread
     for bar in first:
         ex.offer(bar)
