@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -75,10 +76,12 @@ def spot_bundle(
     )  # fmt: skip
 
 
-def run_until(ex: Executor, done: Callable[[], bool], timeout: float) -> bool:
-    """Run ``ex`` on a thread until ``done()`` (checked every 50 ms) or ``timeout``; stop it
-    and wait for it either way. Whether ``done()`` held. (The journal's connection may be
-    read from ``done()``: it is opened with ``check_same_thread=False``.)"""
+@contextmanager
+def running(ex: Executor) -> Iterator[Callable[..., None]]:
+    """``ex.run()`` on a thread for the block, which gets ``wait(condition, what, timeout)``
+    (``condition`` is checked every 50 ms); stopped and joined after it, its error raised.
+    (The journal's connection may be read from a condition: it is opened with
+    ``check_same_thread=False``.)"""
     errors: list[BaseException] = []
 
     def target() -> None:
@@ -88,17 +91,31 @@ def run_until(ex: Executor, done: Callable[[], bool], timeout: float) -> bool:
             errors.append(exc)
 
     thread = threading.Thread(target=target, daemon=True)
+
+    def wait(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            assert thread.is_alive(), f"the executor died waiting for {what}: {errors}"
+            assert time.monotonic() < deadline, f"gave up waiting for {what}"
+            time.sleep(0.05)
+
     thread.start()
-    deadline = time.monotonic() + timeout
-    held = False
-    while time.monotonic() < deadline and thread.is_alive():
-        if done():
-            held = True
-            break
-        time.sleep(0.05)
-    ex.stop()
-    thread.join(timeout=60)
+    try:
+        yield wait
+    finally:
+        ex.stop()
+        thread.join(timeout=60)
     if errors:
         raise errors[0]
     assert not thread.is_alive(), "the executor did not stop"
-    return held
+
+
+def run_until(ex: Executor, done: Callable[[], bool], timeout: float) -> bool:
+    """Run ``ex`` until ``done()`` or ``timeout``; stop it and wait for it either way. Whether
+    ``done()`` held."""
+    with running(ex) as wait:
+        try:
+            wait(done, "done", timeout)
+        except AssertionError:  # timed out, or the run died (its error is raised on exit)
+            return False
+    return True

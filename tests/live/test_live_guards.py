@@ -17,10 +17,8 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,11 +26,11 @@ from typing import Any
 import pandas as pd
 import pytest
 import yaml
-from live.live_support import KEY, ROOT, SECRET, SPOT, ms, spot_bars, spot_bundle
+from live.live_support import KEY, ROOT, SECRET, SPOT, ms, running, spot_bars, spot_bundle
 
 from mlalgo.bundle import Bundle, load_bundle
 from mlalgo.data.bar import Bar
-from mlalgo.data.exchange import ReplayExchange
+from mlalgo.data.exchange import FaultSpec, ReplayExchange
 from mlalgo.live.brokers import AlpacaBroker, BinanceBroker
 from mlalgo.live.config import load_live_config
 from mlalgo.live.executor import FLATTEN_LEG, Executor
@@ -201,38 +199,6 @@ def cli(*args: str | Path) -> str:
                           capture_output=True, text=True, cwd=ROOT, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stderr[-2000:]
     return done.stdout
-
-
-@contextmanager
-def running(ex: Executor) -> Iterator[Callable[..., None]]:
-    """``ex.run()`` on a thread for the block, which gets ``wait(condition, what)``; stopped
-    and joined after it, its error raised."""
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            ex.run(poll_timeout=0.05)
-        except BaseException as exc:  # surfaced to the test below
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, daemon=True)
-
-    def wait(condition: Callable[[], bool], what: str, timeout: float = 60.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not condition():
-            assert thread.is_alive(), f"the executor died waiting for {what}: {errors}"
-            assert time.monotonic() < deadline, f"gave up waiting for {what}"
-            time.sleep(0.05)
-
-    thread.start()
-    try:
-        yield wait
-    finally:
-        ex.stop()
-        thread.join(timeout=60)
-    if errors:
-        raise errors[0]
-    assert not thread.is_alive(), "the executor did not stop"
 
 
 # -- 1. stale data --------------------------------------------------------------------------
@@ -420,6 +386,104 @@ def test_manual_kill_flattens_a_running_session_and_holds_across_restarts_until_
     assert watcher.flag(KILL_FLAG) is None
     assert watcher.positions() == HELD
     watcher.close()
+
+
+def test_a_kill_cancels_working_orders_at_the_exchange(
+    tmp_path: Path, bars: pd.DataFrame, times: pd.DatetimeIndex, warm: pd.DataFrame,
+    always_long: Bundle, events,
+) -> None:  # fmt: skip
+    """Buys working at the exchange (not filled yet) when the kill switch is set are cancelled
+    there: the kill leaves nothing held and nothing open."""
+    (last,) = rows_of(bars, times[WARMUP - 1 : WARMUP])
+    (up,) = drift(last, [1.01], DAY)
+    with ReplayExchange(warm, interval="1d", binance_key=(KEY, SECRET), cash=500,
+                        hold_orders=True) as x:  # fmt: skip
+        ex = build(tmp_path, always_long, rest_feed(x), binance(x))
+        ex.start(first_ms=up[0].open_ms)
+        step(ex, up)
+        working = ex.journal.open_intents()
+        assert [i.state for i in working] == ["acked"] * len(SPOT)
+
+        cli("kill", "--state-dir", tmp_path / "state", "--strategy", STRATEGY)
+        ex.check_kill()
+        ex.poll_orders()
+
+        assert len(events.named("order_cancel_requested")) == len(SPOT)
+        assert x.release_orders("binance") == 0  # nothing left working to fill
+        assert ex.journal.open_intents() == [] and x.positions("binance") == {}
+        states = {ex.journal.intent(i.client_order_id).state for i in working}
+        assert states == {"cancelled"} and flat(ex.journal.positions())
+        ex.journal.close()
+
+
+def test_an_order_that_fills_after_the_kills_flatten_is_sold_too(
+    tmp_path: Path, bars: pd.DataFrame, times: pd.DatetimeIndex, warm: pd.DataFrame,
+    always_long: Bundle, events,
+) -> None:  # fmt: skip
+    """The buys fill at the exchange before the executor hears of it, so the kill finds
+    nothing held and its cancels are refused. When the fills arrive the account is flattened
+    again, and once it is flat nothing more is sent."""
+    (last,) = rows_of(bars, times[WARMUP - 1 : WARMUP])
+    up, later = drift(last, [1.01, 1.02], DAY)
+    with ReplayExchange(warm, interval="1d", binance_key=(KEY, SECRET), cash=500,
+                        hold_orders=True) as x:  # fmt: skip
+        ex = build(tmp_path, always_long, rest_feed(x), binance(x))
+        ex.start(first_ms=up[0].open_ms)
+        step(ex, up)
+        assert x.release_orders("binance") == len(SPOT)  # filled; the executor does not know
+        assert x.positions("binance") == HELD and flat(ex.journal.positions())
+
+        cli("kill", "--state-dir", tmp_path / "state", "--strategy", STRATEGY)
+        ex.check_kill()
+        assert len(events.named("cancel_failed")) == len(SPOT)
+        assert not events.named("flatten")  # as far as the journal knew, nothing was held
+
+        ex.poll_orders()  # the fills arrive after the kill
+        assert ex.journal.positions() == HELD
+        ex.keep_flat()
+        (again,) = events.named("flatten_again")
+        assert again["positions"] == HELD
+        assert x.release_orders("binance") == len(SPOT)
+        ex.poll_orders()
+        assert x.positions("binance") == {} and flat(ex.journal.positions())
+
+        ids = x.client_order_ids("binance")
+        step(ex, later)
+        ex.keep_flat()
+        assert x.client_order_ids("binance") == ids and len(ids) == len(set(ids)) == 4
+        assert len(events.named("flatten_again")) == 1
+        ex.journal.close()
+
+
+def test_an_order_lost_on_the_way_before_a_kill_is_voided_not_sent_again(
+    tmp_path: Path, bars: pd.DataFrame, times: pd.DatetimeIndex, warm: pd.DataFrame,
+    always_long: Bundle, events,
+) -> None:  # fmt: skip
+    """Buys whose requests met a 5xx (status unknown; the exchange never placed them), then
+    the kill switch: once ``unknown_wait`` has passed they are voided in the journal instead
+    of being sent again, so a decision from before the kill never reaches the exchange."""
+    (last,) = rows_of(bars, times[WARMUP - 1 : WARMUP])
+    (up,) = drift(last, [1.01], DAY)
+    with ReplayExchange(warm, interval="1d", binance_key=(KEY, SECRET), cash=500) as x:
+        ex = build(tmp_path, always_long, rest_feed(x), binance(x))
+        ex.start(first_ms=up[0].open_ms)
+        x.faults = FaultSpec(rate_5xx=1.0)
+        step(ex, up)
+        x.faults = FaultSpec()
+        lost = ex.journal.open_intents()
+        assert [i.state for i in lost] == ["sent"] * len(SPOT)
+        assert len(events.named("order_status_unknown")) == len(SPOT)
+
+        cli("kill", "--state-dir", tmp_path / "state", "--strategy", STRATEGY)
+        ex.check_kill()
+        assert len(ex.journal.open_intents()) == len(SPOT)  # out: only the broker can tell
+        time.sleep(ex.cfg.unknown_wait + 0.1)
+        ex.poll_orders()  # asked: the exchange never saw them
+
+        assert len(events.named("order_voided")) == len(SPOT) and not events.named("resend_unknown")
+        assert ex.journal.open_intents() == [] and x.client_order_ids("binance") == []
+        assert {ex.journal.intent(i.client_order_id).state for i in lost} == {"cancelled"}
+        ex.journal.close()
 
 
 # -- 4. account limits ----------------------------------------------------------------------

@@ -138,6 +138,7 @@ class Executor:
         # once per row: two queries would be a third of a bar's decision budget
         self._killed: str | None = None
         self._halted_day: str | None = None
+        self._flattened: dict[str, float] | None = None  # the positions the last flatten sold
 
     # -- start ----------------------------------------------------------------------------
 
@@ -251,6 +252,7 @@ class Executor:
             self.process_ready(final=bool(getattr(self.feed, "exhausted", False)))
             self.flush()
             self.poll_orders()
+            self.keep_flat()
             self._sync_account()
             self.check_kill()
             self.check_stale()
@@ -377,6 +379,7 @@ class Executor:
         else:
             self.flush()
             self.poll_orders()
+            self.keep_flat()
             self._sync_account()
             self._account_limits(open_ms)
         if first:  # the first row is out: the faster per-bar evaluator may load beside the loop
@@ -552,9 +555,16 @@ class Executor:
                 self._apply(intent, state)
             elif intent.state == "sent":
                 age = (time.time_ns() - self.journal.updated_ns(intent.client_order_id)) / 1e9
-                if age >= self.cfg.unknown_wait:
-                    emit("resend_unknown", coid=intent.client_order_id, waited=round(age, 3))
-                    self._send(intent, resend=True)
+                if age < self.cfg.unknown_wait:
+                    continue
+                reason = self._must_be_flat()
+                if reason is not None and intent.target != 0.0:  # decided before the guard
+                    self.journal.mark_cancelled(intent.client_order_id, f"void: {reason}")
+                    emit("order_voided", logging.WARNING, coid=intent.client_order_id,
+                         reason=reason)  # fmt: skip
+                    continue
+                emit("resend_unknown", coid=intent.client_order_id, waited=round(age, 3))
+                self._send(intent, resend=True)
 
     # -- guards -------------------------------------------------------------------------------
 
@@ -630,28 +640,71 @@ class Executor:
 
     def _void_waiting(self, reason: str) -> None:
         """Orders decided before a kill or a halt that have not gone out yet (waiting for the
-        trading window or the order rate) never go out: they are cancelled in the journal."""
+        trading window or the order rate) never go out: they are cancelled in the journal.
+        Those working at the broker are cancelled there; one that fills first is sold again
+        by :meth:`keep_flat`."""
         for intent in self.journal.open_intents():
+            coid = intent.client_order_id
             if intent.state == "intended":
-                self.journal.mark_cancelled(intent.client_order_id, f"void: {reason}")
+                self.journal.mark_cancelled(coid, f"void: {reason}")
                 self._last_target[intent.symbol] = 0.0
-                emit("order_voided", logging.WARNING, coid=intent.client_order_id, reason=reason)
+                emit("order_voided", logging.WARNING, coid=coid, reason=reason)
+            elif intent.state == "acked" and intent.target != 0.0:
+                try:
+                    self.broker.cancel(coid, intent.symbol)
+                except BrokerError as exc:  # filled or gone already: poll_orders will know
+                    emit("cancel_failed", logging.WARNING, coid=coid, message=exc.message)
+                    continue
+                emit("order_cancel_requested", logging.WARNING, coid=coid, reason=reason)
 
     def flatten(self, open_ms: int, reason: str) -> list[Intent]:
         """Orders that take every position to zero (a broker that sizes at the fill gets a
         zero target)."""
         legs = []
-        for symbol, units in self._positions().items():
+        first = max(FLATTEN_LEG, self.journal.next_leg(open_ms))  # a second flatten on a bar
+        held = self._positions()
+        for symbol, units in held.items():
             if units != 0.0 or self._paper:
                 side = "sell" if units > 0 else "buy"
-                legs.append(Leg(symbol, side, abs(units), 0.0, leg=FLATTEN_LEG))
+                legs.append(Leg(symbol, side, abs(units), 0.0, leg=first))
                 self._last_target[symbol] = 0.0
+        self._flattened = {s: u for s, u in held.items() if u != 0.0}
         emit("flatten", logging.WARNING, reason=reason, orders=len(legs))
         intents = self.journal.record_row(
             [], strategy=self.strategy, bundle=_tag(self.bundle), orders=legs, row_ms=open_ms
         )
         self.flush()
         return intents
+
+    def _must_be_flat(self) -> str | None:
+        """Why the account must hold nothing now (a guard that flattens is in force), or None."""
+        if self._killed is not None:
+            return "kill switch"
+        if self._halted_day is not None and self._halted_day == str(
+            max(self._last_row, 0) // DAY_MS
+        ):
+            return "max_daily_loss"
+        if self._stale and self.cfg.guards.on_stale == "flatten":
+            return "stale data"
+        return None
+
+    def keep_flat(self) -> None:
+        """A flatten sells what had filled when it was decided; an order still out then (its
+        answer lost, or working at the broker) may fill after it. While a guard holds the
+        account flat, whatever it holds once no order is out is flattened again: once per
+        change of the positions, so a flatten the broker refuses is not repeated every turn."""
+        if self._paper:
+            return
+        reason = self._must_be_flat()
+        if reason is None:
+            self._flattened = None
+            return
+        if self.journal.open_intents():
+            return
+        held = {s: u for s, u in self._positions().items() if u != 0.0}
+        if held and held != self._flattened:
+            emit("flatten_again", logging.WARNING, reason=reason, positions=held)
+            self.flatten(max(self._last_row, 0), reason)
 
     def check_kill(self) -> None:
         """``mlalgo live kill`` and ``resume`` write the journal's flags from another process;

@@ -357,6 +357,14 @@ class Journal:
         rows = self._db.execute("SELECT symbol, units FROM positions").fetchall()
         return {symbol: float(units) for symbol, units in rows}
 
+    def next_leg(self, open_ms: int) -> int:
+        """One past the highest leg of any order at ``open_ms``: a later set of orders on a
+        bar that already has some (a second flatten) gets client order ids of its own."""
+        (top,) = self._db.execute(
+            "SELECT MAX(leg) FROM intents WHERE open_ms = ?", (open_ms,)
+        ).fetchone()
+        return 1 if top is None else int(top) + 1
+
     def expected_positions(self) -> dict[str, float]:
         """Positions once every unfinished intent fills: what the next order is sized against,
         so a decision taken while an earlier order is still out does not count it twice."""
