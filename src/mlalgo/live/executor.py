@@ -16,33 +16,21 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
-from dataclasses import dataclass, field
 from typing import Any
 
 from mlalgo.bundle import Bundle
 from mlalgo.data.bar import Bar
-from mlalgo.live.broker import (
-    CANCELLED,
-    EXPIRED,
-    FILLED,
-    REJECTED,
-    Account,
-    Broker,
-    BrokerError,
-    OrderRejected,
-    OrderState,
-    StatusUnknown,
-)
-from mlalgo.live.broker import Order as BrokerOrder
+from mlalgo.live.account import AccountView
+from mlalgo.live.broker import Broker, BrokerError
 from mlalgo.live.config import LiveConfig
 from mlalgo.live.edge import ACCEPT, DUPLICATE, Edge
 from mlalgo.live.events import emit, write_status
 from mlalgo.live.journal import Decision, Intent, Journal, Leg
+from mlalgo.live.orders import OrderDesk
+from mlalgo.live.reload import Reloader, bundle_tag
 from mlalgo.live.risk import (
     CLOSE_EQUITY_FLAG,
     DAY_START_FLAG,
@@ -58,29 +46,10 @@ from mlalgo.live.risk import (
     guards_limits,
 )
 from mlalgo.live.signal import LiveSignal
+from mlalgo.live.stats import Stats
 
 DAY_MS = 86_400_000
 FLATTEN_LEG = 8  # flatten orders of a row start here, clear of the decision's own legs
-
-
-def _tag(bundle: Bundle) -> str:
-    return f"{bundle.manifest.get('name', 'model')}/{bundle.version}"
-
-
-@dataclass
-class Stats:
-    bars: int = 0
-    rows: int = 0
-    rejected: int = 0
-    duplicates: int = 0
-    late: int = 0
-    backfilled: int = 0
-    orders_sent: int = 0
-    orders_unknown: int = 0
-    orders_rejected: int = 0
-    fills: int = 0
-    reloads: int = 0
-    latency_ns: deque[int] = field(default_factory=lambda: deque(maxlen=10_000))
 
 
 class Executor:
@@ -102,12 +71,16 @@ class Executor:
         self.cfg, self.bundle, self.feed, self.broker = cfg, bundle, feed, broker
         self.journal, self.strategy, self.symbols = journal, strategy, list(symbols)
         self._wall = wall
-        self._reload = reload
         self.interval_ms = int(feed.interval_ms)
         self.signal = LiveSignal(bundle)
         self.edge = Edge(self.symbols, self.interval_ms)
         self.stats = Stats()
         self.rate = OrderRate(cfg.guards.max_orders_per_minute)
+        self.orders = OrderDesk(
+            journal, broker, rate=self.rate, unknown_wait=cfg.unknown_wait, stats=self.stats
+        )
+        self.account = AccountView(broker, self.stats)
+        self.reloader = Reloader(reload, cfg.reload_every) if reload is not None else None
         self.hours = TradingHours(cfg.guards.hours) if cfg.guards.hours is not None else None
         risk = bundle.execution.risk
         self.max_drawdown, self.max_daily_loss = guards_limits(
@@ -123,17 +96,10 @@ class Executor:
         self._stale = False
         self._stopping = False
         self._next_heartbeat = 0.0
-        self._next_reload = time.monotonic() + (cfg.reload_every or math.inf)
-        self._reload_check: Future[Bundle | None] | None = None  # in flight on its own thread
         self._history: dict[str, deque[Bar]] = {
             s: deque(maxlen=max(cfg.warmup_bars, 1)) for s in self.symbols
         }
         self._paper = bool(getattr(broker, "sizes_at_fill", False))
-        # The broker's cash and units as last asked, marked to the latest closes for sizing:
-        # asking on the decision path would put a round trip between a bar and its orders.
-        # It is asked again whenever fills arrive, and at every heartbeat.
-        self._account: Account | None = None
-        self._account_fills = -1
         # the journal's kill and halt flags, read once per turn of the loop (check_kill), not
         # once per row: two queries would be a third of a bar's decision budget
         self._killed: str | None = None
@@ -179,7 +145,7 @@ class Executor:
         emit(
             "started",
             strategy=self.strategy,
-            model=_tag(self.bundle),
+            model=bundle_tag(self.bundle),
             symbols=self.symbols,
             resumed_rows=len(rows),
             killed=self._killed,
@@ -228,7 +194,7 @@ class Executor:
             emit("broker_unreachable", logging.WARNING, call="account", message=str(exc))
             return {}
         if not self._paper:
-            self._account, self._account_fills = account, self.stats.fills
+            self.account.seen(account)
         theirs = account.positions
         diff = {}
         for symbol in set(mine) | set(theirs):
@@ -359,7 +325,7 @@ class Executor:
         intents = self.journal.record_row(
             decisions,
             strategy=self.strategy,
-            bundle=_tag(self.bundle),
+            bundle=bundle_tag(self.bundle),
             orders=legs,
             row_ms=open_ms,
         )
@@ -447,124 +413,17 @@ class Executor:
 
     # -- orders -------------------------------------------------------------------------------
 
-    def _order(self, intent: Intent) -> BrokerOrder:
-        sign = 1.0 if intent.side == "buy" else -1.0
-        target = math.nan if intent.target is None else intent.target
-        return BrokerOrder(intent.client_order_id, intent.symbol, sign * intent.quantity, target)
-
     def flush(self) -> None:
-        """Send what is intended, if the guards allow it now; the rest waits in the journal.
-
-        Orders of one symbol go out one at a time: while an earlier one is still out (its
-        answer lost, or working at the broker), the next waits. Sent ahead of it, a sell could
-        reach the exchange before the buy whose coins it sells."""
+        """Send what is intended, if the guards allow it now; the rest waits in the journal."""
         if self._stale and self.cfg.guards.on_stale == "halt":
             return
         if self.hours is not None and not self.hours.open_at(self._wall()):
             return
-        waiting = self.journal.open_intents()
-        busy = {i.symbol for i in waiting if i.state != "intended"}
-        for intent in waiting:
-            if intent.state != "intended" or intent.symbol in busy:
-                continue
-            if not self.rate.allow():
-                emit("order_rate_limited", logging.WARNING, coid=intent.client_order_id)
-                return
-            self._send(intent)
-            if self.journal.intent(intent.client_order_id).state in ("sent", "acked"):
-                busy.add(intent.symbol)
-
-    def _send(self, intent: Intent, *, resend: bool = False) -> None:
-        coid = intent.client_order_id
-        if intent.quantity == 0.0:
-            self.journal.complete(coid)
-            return
-        if not resend:
-            self.journal.mark_sent(coid)  # before the request leaves
-        self.rate.record()
-        try:
-            state = self.broker.submit(self._order(intent))
-        except OrderRejected as exc:
-            self.stats.orders_rejected += 1
-            self.journal.mark_rejected(coid, exc.message)
-            emit("order_rejected", logging.WARNING, coid=coid, message=exc.message)
-            return
-        except StatusUnknown as exc:
-            self.stats.orders_unknown += 1
-            emit("order_status_unknown", logging.WARNING, coid=coid, message=exc.message)
-            return  # stays "sent": poll_orders asks the broker before anything is resent
-        self.stats.orders_sent += 1
-        emit(
-            "order_sent",
-            coid=coid,
-            symbol=intent.symbol,
-            side=intent.side,
-            quantity=intent.quantity,
-            target=intent.target,
-        )
-        self._apply(self.journal.intent(coid), state)
-
-    def _apply(self, intent: Intent, state: OrderState) -> None:
-        coid = intent.client_order_id
-        if intent.state in ("intended", "sent"):
-            self.journal.mark_acked(coid, state.broker_order_id)
-        for fill in state.fills:
-            if self.journal.record_fill(
-                coid, fill.fill_id, fill.quantity, fill.price, fill.commission, fill.time_ms
-            ):
-                self.stats.fills += 1
-                emit(
-                    "fill",
-                    coid=coid,
-                    symbol=fill.symbol,
-                    quantity=fill.quantity,
-                    price=fill.price,
-                    commission=fill.commission,
-                )
-        now = self.journal.intent(coid)
-        if now.state not in ("intended", "sent", "acked"):
-            return
-        if state.status == FILLED:
-            self.journal.complete(coid)
-        elif state.status in (CANCELLED, EXPIRED):
-            self.journal.mark_cancelled(coid, state.message or state.status)
-        elif state.status == REJECTED:
-            self.journal.mark_rejected(coid, state.message or "rejected")
+        self.orders.flush()
 
     def poll_orders(self) -> None:
-        """Follow working orders; ask about the ones whose answer was lost.
-
-        An intent in ``sent`` the broker does not know is sent again only once
-        ``unknown_wait`` seconds have passed since it went out: a request held up on the way
-        can still arrive, and a venue that frees a client order id once its order fills
-        would take the second copy as a new order."""
-        for intent in self.journal.open_intents():
-            if intent.state == "intended":
-                continue
-            try:
-                state = self.broker.order(intent.client_order_id, intent.symbol)
-            except BrokerError as exc:
-                emit(
-                    "order_query_failed",
-                    logging.WARNING,
-                    coid=intent.client_order_id,
-                    message=exc.message,
-                )
-                continue
-            if state is not None:
-                self._apply(intent, state)
-            elif intent.state == "sent":
-                age = (time.time_ns() - self.journal.updated_ns(intent.client_order_id)) / 1e9
-                if age < self.cfg.unknown_wait:
-                    continue
-                reason = self._must_be_flat()
-                if reason is not None and intent.target != 0.0:  # decided before the guard
-                    self.journal.mark_cancelled(intent.client_order_id, f"void: {reason}")
-                    emit("order_voided", logging.WARNING, coid=intent.client_order_id,
-                         reason=reason)  # fmt: skip
-                    continue
-                emit("resend_unknown", coid=intent.client_order_id, waited=round(age, 3))
-                self._send(intent, resend=True)
+        """Follow working orders and those whose answer was lost (see :class:`OrderDesk`)."""
+        self.orders.poll(self._must_be_flat)
 
     # -- guards -------------------------------------------------------------------------------
 
@@ -572,33 +431,11 @@ class Executor:
         return self.journal.positions()
 
     def _equity(self, *, fresh: bool = True) -> float:
-        """The account's value at the last closes. ``fresh=False`` (sizing a decision) marks
-        the last answer of the broker instead of asking again."""
-        if fresh or self._account is None:
-            self._ask_account()
-        account = self._account
-        assert account is not None
-        value = account.cash
-        for symbol, units in account.positions.items():
-            value += units * self._last_close.get(symbol, 0.0)
-        return value
-
-    def _ask_account(self) -> None:
-        """Ask the broker for cash and units; while it cannot answer, keep the last answer
-        (sizing and limits go on with it rather than stop the loop)."""
-        try:
-            self._account = self.broker.account()
-        except BrokerError as exc:
-            if self._account is None:
-                raise
-            emit("broker_unreachable", logging.WARNING, call="account", message=str(exc))
-            return
-        self._account_fills = self.stats.fills
+        return self.account.equity(self._last_close, fresh=fresh)
 
     def _sync_account(self) -> None:
-        """Between rows: ask again if fills have arrived since the last answer."""
-        if not self._paper and self._account_fills != self.stats.fills:
-            self._ask_account()
+        if not self._paper:
+            self.account.sync()
 
     def _account_limits(self, open_ms: int) -> None:
         if self.max_drawdown is None and self.max_daily_loss is None:
@@ -639,23 +476,8 @@ class Executor:
             self.flatten(open_ms, which)
 
     def _void_waiting(self, reason: str) -> None:
-        """Orders decided before a kill or a halt that have not gone out yet (waiting for the
-        trading window or the order rate) never go out: they are cancelled in the journal.
-        Those working at the broker are cancelled there; one that fills first is sold again
-        by :meth:`keep_flat`."""
-        for intent in self.journal.open_intents():
-            coid = intent.client_order_id
-            if intent.state == "intended":
-                self.journal.mark_cancelled(coid, f"void: {reason}")
-                self._last_target[intent.symbol] = 0.0
-                emit("order_voided", logging.WARNING, coid=coid, reason=reason)
-            elif intent.state == "acked" and intent.target != 0.0:
-                try:
-                    self.broker.cancel(coid, intent.symbol)
-                except BrokerError as exc:  # filled or gone already: poll_orders will know
-                    emit("cancel_failed", logging.WARNING, coid=coid, message=exc.message)
-                    continue
-                emit("order_cancel_requested", logging.WARNING, coid=coid, reason=reason)
+        for intent in self.orders.void_waiting(reason):
+            self._last_target[intent.symbol] = 0.0
 
     def flatten(self, open_ms: int, reason: str) -> list[Intent]:
         """Orders that take every position to zero (a broker that sizes at the fill gets a
@@ -671,7 +493,7 @@ class Executor:
         self._flattened = {s: u for s, u in held.items() if u != 0.0}
         emit("flatten", logging.WARNING, reason=reason, orders=len(legs))
         intents = self.journal.record_row(
-            [], strategy=self.strategy, bundle=_tag(self.bundle), orders=legs, row_ms=open_ms
+            [], strategy=self.strategy, bundle=bundle_tag(self.bundle), orders=legs, row_ms=open_ms
         )
         self.flush()
         return intents
@@ -739,50 +561,18 @@ class Executor:
     # -- hot reload -----------------------------------------------------------------------
 
     def maybe_reload(self) -> None:
-        """Called by the loop between rows: start a registry check when one is due, and swap
-        to its result once it is ready.
-
-        The check (``reload``) runs on a thread, one at a time, because resolving
-        ``models:/NAME@alias`` spawns a process that imports MLflow: seconds the loop must not
-        stall for. Only the loop's thread swaps, so a swap always falls between rows. The next
-        check is due ``reload_every`` seconds after the last one's result was taken.
-        """
-        if self._reload is None:
+        """Between rows: swap to the bundle a registry check has brought (see
+        :mod:`mlalgo.live.reload`); only the loop's thread swaps."""
+        if self.reloader is None:
             return
-        check = self._reload_check
-        if check is None:
-            if time.monotonic() >= self._next_reload:
-                self._start_check(self._reload)
-            return
-        if not check.done():
-            return
-        self._reload_check = None
-        self._next_reload = time.monotonic() + (self.cfg.reload_every or math.inf)
-        try:
-            bundle = check.result()
-        except Exception as exc:  # a bad new version never stops a running executor
-            emit("reload_failed", logging.ERROR, error=str(exc))
-            return
-        if bundle is not None and _tag(bundle) != _tag(self.bundle):
+        bundle = self.reloader.poll(self.bundle)
+        if bundle is not None:
             self.swap(bundle)
-
-    def _start_check(self, reload: Callable[[], Bundle | None]) -> None:
-        """``reload()`` on a daemon thread: a stopped executor exits without waiting for it."""
-        check: Future[Bundle | None] = Future()
-
-        def work() -> None:
-            try:
-                check.set_result(reload())
-            except BaseException as exc:  # handed to the loop, which logs it
-                check.set_exception(exc)
-
-        threading.Thread(target=work, name="mlalgo-reload", daemon=True).start()
-        self._reload_check = check
 
     def swap(self, bundle: Bundle) -> None:
         """Between rows: the new model takes over; features carry on when the spec is the
         same, else they are rebuilt from the bars held in memory. Positions are untouched."""
-        old = _tag(self.bundle)
+        old = bundle_tag(self.bundle)
         if bundle.spec == self.bundle.spec:
             self.signal.bundle = bundle
         else:
@@ -793,15 +583,14 @@ class Executor:
         self.bundle = bundle
         bundle.row_model.load_compiled()
         self.stats.reloads += 1
-        emit("model_swapped", old=old, new=_tag(bundle))
+        emit("model_swapped", old=old, new=bundle_tag(bundle))
 
     # -- status ---------------------------------------------------------------------------
 
     def status(self) -> dict[str, Any]:
-        lat = sorted(self.stats.latency_ns)
         return {
             "strategy": self.strategy,
-            "model": _tag(self.bundle),
+            "model": bundle_tag(self.bundle),
             "symbols": self.symbols,
             "last_row_ms": self._last_row,
             "positions": self.journal.positions(),
@@ -809,9 +598,9 @@ class Executor:
             "kill_switch": self.journal.flag(KILL_FLAG),
             "halted_day": self.journal.flag(HALT_DAY_FLAG),
             "stale": self._stale,
-            "stats": {k: v for k, v in vars(self.stats).items() if k != "latency_ns"},
-            "decide_us_p50": lat[len(lat) // 2] / 1e3 if lat else None,
-            "decide_us_p99": lat[int(len(lat) * 0.99)] / 1e3 if lat else None,
+            "stats": self.stats.counts(),
+            "decide_us_p50": self.stats.latency_us(0.5),
+            "decide_us_p99": self.stats.latency_us(0.99),
         }
 
     def heartbeat(self, *, force: bool = False) -> None:
@@ -819,8 +608,8 @@ class Executor:
         if not force and now < self._next_heartbeat:
             return
         self._next_heartbeat = now + self.cfg.heartbeat_every
-        if not self._paper and self._account is not None:
-            self._ask_account()  # deposits, withdrawals and trades made by hand show up here
+        if not self._paper and self.account.last is not None:
+            self.account.ask()  # deposits, withdrawals and trades made by hand show up here
         status = self.status()
         write_status(self.cfg.status_path(self.strategy), status)
         emit("heartbeat", **{k: status[k] for k in ("last_row_ms", "positions", "open_intents")})
