@@ -219,3 +219,32 @@ def test_a_journal_written_before_positions_were_kept_gets_them_from_its_fills(
     assert again.positions() == {"AAPL": 2.0, "MSFT": -2.0}
     again.record_exit("x3", "AAPL", -2.0, 10.0, 0.0, bar(2).open_ms, "stop_loss")
     assert again.positions() == {"AAPL": 0.0, "MSFT": -2.0}
+
+
+def test_expected_positions_follow_every_write_of_this_and_other_connections(
+    tmp_path: Path,
+) -> None:
+    """The answer is kept between writes: an intent, a fill, a cancel on this connection and
+    a commit by another one each move it."""
+    j = Journal(tmp_path / "j.db", durable=False)
+    other = Journal(tmp_path / "j.db", durable=False)
+    assert j.expected_positions() == {}
+
+    (buy,) = j.record_bar(bar(0), strategy="s", bundle="m/1", orders=[("buy", 3.0)])
+    assert j.expected_positions() == {"AAPL": 3.0}  # out, not filled
+    j.mark_sent(buy.client_order_id)
+    j.mark_acked(buy.client_order_id, "b1")
+    j.record_fill(buy.client_order_id, "f1", 1.0, 10.0, 0.0, bar(0).open_ms)
+    assert j.expected_positions() == {"AAPL": 3.0} and j.positions() == {"AAPL": 1.0}
+    j.mark_cancelled(buy.client_order_id, "the rest cancelled")
+    assert j.expected_positions() == {"AAPL": 1.0}
+
+    other.record_bar(bar(1), strategy="s", bundle="m/1", orders=[("sell", 1.0)])
+    assert j.expected_positions() == {"AAPL": 0.0}  # another process's commit
+    other.record_exit("x1", "MSFT", 2.0, 10.0, 0.0, bar(1).open_ms, "manual")
+    assert j.expected_positions() == {"AAPL": 0.0, "MSFT": 2.0}
+    got = j.expected_positions()
+    got["AAPL"] = 99.0  # a caller's copy: the kept answer is not touched
+    assert j.expected_positions()["AAPL"] == 0.0
+    j.close()
+    other.close()

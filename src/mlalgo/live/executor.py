@@ -26,29 +26,24 @@ from mlalgo.data.bar import Bar
 from mlalgo.live.account import AccountView
 from mlalgo.live.broker import Broker, BrokerError
 from mlalgo.live.config import LiveConfig
-from mlalgo.live.edge import ACCEPT, DUPLICATE, Edge
 from mlalgo.live.events import emit, write_status
+from mlalgo.live.guards import Guards
 from mlalgo.live.journal import Decision, Intent, Journal, Leg
 from mlalgo.live.orders import OrderDesk
 from mlalgo.live.reload import Reloader, bundle_tag
 from mlalgo.live.risk import (
-    CLOSE_EQUITY_FLAG,
-    DAY_START_FLAG,
     HALT_DAY_FLAG,
-    KILL_ACTED_FLAG,
     KILL_FLAG,
-    PEAK_FLAG,
     OrderRate,
     TradingHours,
-    breach,
     cap_units,
     desired_units,
     guards_limits,
 )
+from mlalgo.live.rows import Rows
 from mlalgo.live.signal import LiveSignal
 from mlalgo.live.stats import Stats
 
-DAY_MS = 86_400_000
 FLATTEN_LEG = 8  # flatten orders of a row start here, clear of the decision's own legs
 
 
@@ -73,8 +68,9 @@ class Executor:
         self._wall = wall
         self.interval_ms = int(feed.interval_ms)
         self.signal = LiveSignal(bundle)
-        self.edge = Edge(self.symbols, self.interval_ms)
         self.stats = Stats()
+        self.rows = Rows(self.symbols, self.interval_ms, feed, journal, self.stats,
+                         row_wait=cfg.row_wait)  # fmt: skip
         self.rate = OrderRate(cfg.guards.max_orders_per_minute)
         self.orders = OrderDesk(
             journal, broker, rate=self.rate, unknown_wait=cfg.unknown_wait, stats=self.stats
@@ -83,12 +79,10 @@ class Executor:
         self.reloader = Reloader(reload, cfg.reload_every) if reload is not None else None
         self.hours = TradingHours(cfg.guards.hours) if cfg.guards.hours is not None else None
         risk = bundle.execution.risk
-        self.max_drawdown, self.max_daily_loss = guards_limits(
+        max_drawdown, max_daily_loss = guards_limits(
             cfg.guards, risk.max_drawdown, risk.max_daily_loss
         )
-        self._pending: dict[int, dict[str, Bar]] = {}  # rows waiting for their other symbols
-        self._pending_since: dict[int, float] = {}
-        self._rejected: dict[int, list[tuple[Bar, str]]] = {}
+        self.guards = Guards(journal, max_drawdown=max_drawdown, max_daily_loss=max_daily_loss)
         self._last_target: dict[str, float] = {}
         self._last_close: dict[str, float] = {}
         self._last_row = -1
@@ -100,10 +94,6 @@ class Executor:
             s: deque(maxlen=max(cfg.warmup_bars, 1)) for s in self.symbols
         }
         self._paper = bool(getattr(broker, "sizes_at_fill", False))
-        # the journal's kill and halt flags, read once per turn of the loop (check_kill), not
-        # once per row: two queries would be a third of a bar's decision budget
-        self._killed: str | None = None
-        self._halted_day: str | None = None
         self._flattened: dict[str, float] | None = None  # the positions the last flatten sold
 
     # -- start ----------------------------------------------------------------------------
@@ -112,7 +102,7 @@ class Executor:
         """Warm up and settle with the broker. ``first_ms``: the first bar time to trade
         (bars before it warm the features), on a first start."""
         t0 = time.perf_counter()
-        self._read_guards()
+        self.guards.read()
         rows = list(self.journal.rows())
         begin = rows[0][0] if rows else first_ms
         if begin is None:  # a first start on a live feed: warm up on what has closed by now
@@ -124,7 +114,7 @@ class Executor:
             self.signal.warm_up(history)
             self._history[symbol].extend(history)
             if history and not rows:  # the feed may hand the newest of them over again
-                self.edge.accept(history[-1])
+                self.rows.edge.accept(history[-1])
                 self._last_row = max(self._last_row, history[-1].open_ms)
         for intent in self.journal.open_intents():
             if intent.target is not None:
@@ -134,7 +124,7 @@ class Executor:
                 self.signal.update(bar)
                 self._history[bar.symbol].append(bar)
                 self._last_close[bar.symbol] = bar.close
-                self.edge.accept(bar)
+                self.rows.edge.accept(bar)
             for intent in self.journal.intents_at(open_ms):
                 if intent.target is not None:
                     self._last_target[intent.symbol] = intent.target
@@ -148,7 +138,7 @@ class Executor:
             model=bundle_tag(self.bundle),
             symbols=self.symbols,
             resumed_rows=len(rows),
-            killed=self._killed,
+            killed=self.guards.killed,
             seconds=round(time.perf_counter() - t0, 4),
         )
 
@@ -224,7 +214,7 @@ class Executor:
             self.check_stale()
             self.maybe_reload()
             self.heartbeat()
-            if getattr(self.feed, "exhausted", False) and not bars and not self._pending:
+            if getattr(self.feed, "exhausted", False) and not bars and not self.rows.pending:
                 break
         # Rows still pending at a stop are left undecided, not forced through: none of their
         # bars is journalled yet, so a restart fetches them again and decides them then.
@@ -235,86 +225,17 @@ class Executor:
 
     def offer(self, bar: Bar) -> None:
         """A bar from the feed, judged at the edge and queued into its row."""
-        verdict = self.edge.check(bar)
-        if verdict.action == DUPLICATE:
-            self.stats.duplicates += 1
+        if not self.rows.offer(bar, self._last_row):
             return
-        if verdict.action != ACCEPT:
-            self._reject(bar, verdict.reason)
-            return
-        if bar.open_ms <= self._last_row:
-            self.stats.late += 1
-            self._reject(bar, "late: its bar time was already processed without it")
-            return
-        if verdict.gap is not None and hasattr(self.feed, "history"):
-            self._backfill(bar.symbol, *verdict.gap)
-        self.edge.accept(bar)
         self._last_bar_wall = time.monotonic()
         if self._stale:
             self._stale = False
             emit("data_resumed", symbol=bar.symbol, open_ms=bar.open_ms)
-        self._pending.setdefault(bar.open_ms, {})[bar.symbol] = bar
-        self._pending_since.setdefault(bar.open_ms, time.monotonic())
-
-    def _backfill(self, symbol: str, start: int, end: int) -> None:
-        count = (end - start) // self.interval_ms
-        for bar in self.feed.history(symbol, end, count):
-            if bar.open_ms >= start and self.edge.check(bar).action == ACCEPT:
-                if bar.open_ms <= self._last_row:
-                    continue
-                self.stats.backfilled += 1
-                self.edge.accept(bar)
-                self._pending.setdefault(bar.open_ms, {})[bar.symbol] = bar
-                self._pending_since.setdefault(bar.open_ms, time.monotonic())
-
-    def _reject(self, bar: Bar, reason: str) -> None:
-        self.stats.rejected += 1
-        emit("bar_rejected", logging.WARNING, symbol=bar.symbol, open_ms=bar.open_ms, reason=reason)
-        if not self.journal.processed(bar.symbol, bar.open_ms):
-            self.journal.reject_bar(bar, reason)
 
     def process_ready(self, *, final: bool = False) -> None:
-        """Rows in time order: one is ready when every symbol has its bar, when a later row
-        exists and the wait is over, or at the end of the feed."""
-        now = time.monotonic()
-        for open_ms in sorted(self._pending):
-            if self._stopping:  # a stop waits for the current row only, not a backlog
-                break
-            row = self._pending[open_ms]
-            complete = len(row) == len(self.symbols)
-            waited = now - self._pending_since[open_ms] >= self.cfg.row_wait
-            if not (complete or final or waited):
-                break
-            del self._pending[open_ms]
-            del self._pending_since[open_ms]
-            if not complete:
-                self._complete(open_ms, row)
+        """Decide the rows that are ready, oldest first (see :class:`Rows`)."""
+        for open_ms, row in self.rows.ready(final=final, stop=lambda: self._stopping):
             self.process_row(open_ms, row)
-
-    def _complete(self, open_ms: int, row: dict[str, Bar]) -> None:
-        """Ask the feed's history for the bars a row still lacks before it goes without them:
-        the wire may have lost a closed bar, or sent a broken copy the edge turned away."""
-        if not hasattr(self.feed, "history"):
-            return
-        for symbol in self.symbols:
-            if symbol in row:
-                continue
-            try:
-                got = self.feed.history(symbol, open_ms + self.interval_ms, 1)
-            except Exception as exc:  # the row goes on without it, as it would have anyway
-                emit(
-                    "row_fetch_failed",
-                    logging.WARNING,
-                    symbol=symbol,
-                    open_ms=open_ms,
-                    error=str(exc),
-                )
-                continue
-            for bar in got:
-                if bar.open_ms == open_ms and self.edge.check(bar).action == ACCEPT:
-                    self.stats.backfilled += 1
-                    self.edge.accept(bar)
-                    row[symbol] = bar
 
     # -- one row ------------------------------------------------------------------------------
 
@@ -340,7 +261,7 @@ class Executor:
         if self._paper:
             targets = {d.bar.symbol: d.target for d in decisions if d.target is not None}
             self._paper_step(open_ms, row, targets)
-            if self.broker.killed and self._killed is None:  # type: ignore[attr-defined]
+            if self.broker.killed and self.guards.killed is None:  # type: ignore[attr-defined]
                 self._trip("max_drawdown", open_ms)
         else:
             self.flush()
@@ -356,8 +277,8 @@ class Executor:
         """Features, model, decide and the risk gate for one row: the latency that matters."""
         decisions = []
         legs = []
-        killed = self._killed is not None
-        halted = self._halted_day is not None and self._halted_day == str(open_ms // DAY_MS)
+        killed = self.guards.killed is not None
+        halted = self.guards.halted_on(open_ms)
         equity = None
         for symbol in self.symbols:
             bar = row.get(symbol)
@@ -438,38 +359,15 @@ class Executor:
             self.account.sync()
 
     def _account_limits(self, open_ms: int) -> None:
-        if self.max_drawdown is None and self.max_daily_loss is None:
+        if self.guards.max_drawdown is None and self.guards.max_daily_loss is None:
             return
         equity = self._equity(fresh=False)  # asked again above if this row filled
-        peak = max(float(self.journal.flag(PEAK_FLAG) or equity), equity)
-        day = str(open_ms // DAY_MS)
-        start = self.journal.flag(DAY_START_FLAG)
-        if start is None or start.split(":")[0] != day:
-            # as in the backtest: a day is judged against the last close before it, so on
-            # daily bars (every row a new day) the day's own move counts
-            before = self.journal.flag(CLOSE_EQUITY_FLAG)
-            start = f"{day}:{before or repr(equity)}"
-            self.journal.set_flag(DAY_START_FLAG, start)
-        self.journal.set_flag(PEAK_FLAG, repr(peak))
-        self.journal.set_flag(CLOSE_EQUITY_FLAG, repr(equity))
-        which = breach(
-            equity,
-            peak,
-            float(start.split(":")[1]),
-            max_drawdown=self.max_drawdown,
-            max_daily_loss=self.max_daily_loss,
-        )
+        which = self.guards.judge(equity, open_ms)
         if which:
             self._trip(which, open_ms, equity=equity)
 
     def _trip(self, which: str, open_ms: int, **fields: Any) -> None:
-        if which == "max_daily_loss":
-            self._halted_day = str(open_ms // DAY_MS)
-            self.journal.set_flag(HALT_DAY_FLAG, self._halted_day)
-        else:
-            self._killed = f"{which} at bar {open_ms}"
-            self.journal.set_flag(KILL_FLAG, self._killed)
-            self.journal.set_flag(KILL_ACTED_FLAG, self._killed)  # flattened here already
+        self.guards.trip(which, open_ms)
         emit("account_limit", logging.ERROR, limit=which, open_ms=open_ms, **fields)
         if not self._paper:
             self._void_waiting(which)
@@ -499,16 +397,8 @@ class Executor:
         return intents
 
     def _must_be_flat(self) -> str | None:
-        """Why the account must hold nothing now (a guard that flattens is in force), or None."""
-        if self._killed is not None:
-            return "kill switch"
-        if self._halted_day is not None and self._halted_day == str(
-            max(self._last_row, 0) // DAY_MS
-        ):
-            return "max_daily_loss"
-        if self._stale and self.cfg.guards.on_stale == "flatten":
-            return "stale data"
-        return None
+        stale_flatten = self._stale and self.cfg.guards.on_stale == "flatten"
+        return self.guards.holding_flat(self._last_row, stale_flatten=stale_flatten)
 
     def keep_flat(self) -> None:
         """A flatten sells what had filled when it was decided; an order still out then (its
@@ -531,21 +421,15 @@ class Executor:
     def check_kill(self) -> None:
         """``mlalgo live kill`` and ``resume`` write the journal's flags from another process;
         the loop reads them here, once per turn, and acts on a new kill once."""
-        self._read_guards()
-        flag = self._killed
-        if flag is None or self.journal.flag(KILL_ACTED_FLAG) == flag:
+        flag = self.guards.new_kill()
+        if flag is None:
             return
-        self.journal.set_flag(KILL_ACTED_FLAG, flag)
         emit("kill_switch", logging.ERROR, reason=flag)
         if self._paper:
             return
         self._void_waiting("kill switch")
         if any(u != 0.0 for u in self._positions().values()):
             self.flatten(max(self._last_row, 0), "kill switch")
-
-    def _read_guards(self) -> None:
-        self._killed = self.journal.flag(KILL_FLAG)
-        self._halted_day = self.journal.flag(HALT_DAY_FLAG)
 
     def check_stale(self) -> None:
         limit = self.cfg.guards.stale_after * self.interval_ms / 1000.0
